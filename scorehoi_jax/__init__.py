@@ -1,0 +1,3 @@
+"""scorehoi_jax: ScoreHOI in JAX/Flax."""
+
+__version__ = "0.1.0"
