@@ -18,3 +18,9 @@ from scorehoi_jax.body.model import (
     forward_kinematics,
     shaped_rest,
 )
+from scorehoi_jax.body.downsample import (
+    NUM_GUIDANCE_VERTICES,
+    guidance_vertex_indices,
+    subset_body_model,
+    upsample_matrix,
+)
