@@ -16,13 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from scorehoi_jax.body.model import NUM_JOINTS, BodyModel
+from scorehoi_jax.errors import ScoreHOIError
 
 DEFAULT_MODEL = "anny_smplh_neutral.npz"
 
 REQUIRED_KEYS = ("v_template", "shapedirs", "weights", "kintree_table", "f")
 
 
-class BodyModelError(ValueError):
+class BodyModelError(ScoreHOIError):
   """A body model file is missing, unreadable or lacks a key; the message names it."""
 
 
