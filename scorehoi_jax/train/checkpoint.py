@@ -1,0 +1,94 @@
+"""Checkpoints with Orbax: save, resume from the work dir, keep the best.
+
+A checkpoint holds the train state pytree (params, optimiser state, EMA, step,
+RNG: whatever the state carries) and a JSON item with the config and the
+metrics at that step. ``latest_step`` drives automatic resume; retention keeps
+the ``max_to_keep`` newest in ``directory`` and, when a validation metric is
+named, the best one by that metric in ``directory + "-best"``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+from scorehoi_jax.errors import ScoreHOIError
+
+
+class CheckpointError(ScoreHOIError):
+  """A checkpoint folder is missing, corrupt, or does not match the model."""
+
+
+class Checkpoints:
+  """Thin wrapper over ``ocp.CheckpointManager`` with the project's conventions."""
+
+  def __init__(self, directory: str, max_to_keep: int = 3, best_metric: str | None = None,
+               best_mode: str = "min", async_save: bool = False):
+    self.directory = os.path.abspath(os.path.expanduser(directory))
+    self.best_metric = best_metric
+
+    def manager(path, keep, best_fn):
+      options = ocp.CheckpointManagerOptions(
+          max_to_keep=keep, create=True, best_fn=best_fn, best_mode=best_mode,
+          keep_checkpoints_without_metrics=False, enable_async_checkpointing=async_save,
+          cleanup_tmp_directories=True)  # A killed save leaves a tmp folder; resume ignores it.
+      return ocp.CheckpointManager(path, options=options, item_names=("state", "meta"))
+
+    # Two managers, as Orbax's retention is either newest-N or best-N: the
+    # newest ones for resuming, and (with a metric) the best one for release.
+    self._manager = manager(self.directory, max_to_keep, None)
+    self._best = None
+    if best_metric:
+      self._best = manager(self.directory + "-best", 1, lambda m: float(m[best_metric]))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def best_step(self) -> int | None:
+    return self._best.best_step() if self._best is not None else self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, state, meta: dict | None = None, metrics: dict | None = None):
+    meta = dict(meta or {})
+    if metrics is not None:
+      meta["metrics"] = {k: float(v) for k, v in metrics.items()}
+    args = lambda: ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    self._manager.save(step, args=args())
+    if self._best is not None and metrics is not None and self.best_metric in metrics:
+      self._best.save(step, args=args(), metrics={self.best_metric: float(metrics[self.best_metric])})
+    self.wait()
+
+  def wait(self):
+    self._manager.wait_until_finished()
+    if self._best is not None:
+      self._best.wait_until_finished()
+
+  def restore(self, target, step: int | None = None, best: bool = False):
+    """Restore into the structure/shardings of ``target``; returns (state, meta).
+
+    step=None: the newest checkpoint (or the best one with best=True).
+    """
+    manager = self._best if best and self._best is not None else self._manager
+    if step is None:
+      step = self.best_step() if best else self.latest_step()
+    if step is None:
+      raise CheckpointError(f"{self.directory}: no checkpoint found.")
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    try:
+      out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                                          meta=ocp.args.JsonRestore()))
+    except Exception as e:  # Orbax raises many types; the user needs the path and the gist.
+      msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+      raise CheckpointError(f"{os.path.join(str(manager.directory), str(step))}: cannot restore checkpoint "
+                            f"({type(e).__name__}: {msg[:300]}). Is it corrupt, or from a different "
+                            "model/config?") from None
+    return out["state"], out["meta"]
+
+  def close(self):
+    self._manager.close()
+    if self._best is not None:
+      self._best.close()
