@@ -12,3 +12,17 @@ from scorehoi_jax.geometry.rotations import (
     rot6d_to_matrix,
 )
 from scorehoi_jax.geometry.sdf import SDFGrid, grid_points, sdf_lookup
+from scorehoi_jax.geometry.procrustes import (
+    align_similarity,
+    apply_similarity,
+    procrustes_rigid,
+    procrustes_similarity,
+)
+from scorehoi_jax.geometry.sampling import (
+    SurfaceSamples,
+    face_areas,
+    farthest_point_sampling,
+    repose_samples,
+    sample_surface,
+    sample_with_normals,
+)

