@@ -48,36 +48,22 @@ def smplx_style_params(aa: np.ndarray, betas: np.ndarray) -> dict:
               betas=betas)
 
 
-def _preview_png(path: str, vertices: np.ndarray, faces: np.ndarray, title: str):
-  """Front and side views, flat-shaded, drawn with matplotlib (painter's order)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  from matplotlib.collections import PolyCollection
+def _preview_png(path: str, vertices: np.ndarray, faces: np.ndarray):
+  """Front and side views of the body, rendered with the project's renderer."""
+  from PIL import Image
 
-  fig, axes = plt.subplots(1, 2, figsize=(8, 5), dpi=110)
-  light = np.array([0.3, 0.5, 1.0]) / np.linalg.norm([0.3, 0.5, 1.0])
-  for ax, yaw, label in ((axes[0], 0.0, "front"), (axes[1], np.pi / 2, "side")):
-    c, s = np.cos(yaw), np.sin(yaw)
-    rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-    v = vertices @ rot.T
-    tri = v[faces]
-    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
-    visible = normal[:, 2] > 0
-    order = np.argsort(tri[visible][:, :, 2].mean(1))  # Far first.
-    shade = 0.25 + 0.75 * np.clip(normal[visible] @ light, 0, 1)
-    colors = np.clip(np.array([0.85, 0.65, 0.55])[None] * shade[:, None], 0, 1)
-    polys = tri[visible][order][:, :, :2]
-    ax.add_collection(PolyCollection(polys, facecolors=colors[order], edgecolors=colors[order], linewidths=0.3))
-    ax.set_xlim(v[:, 0].min() - 0.1, v[:, 0].max() + 0.1)
-    ax.set_ylim(v[:, 1].min() - 0.05, v[:, 1].max() + 0.05)
-    ax.set_aspect("equal")
-    ax.set_title(label)
-    ax.axis("off")
-  fig.suptitle(title, fontsize=9)
-  fig.savefig(path, bbox_inches="tight")
-  plt.close(fig)
+  from scorehoi_jax.render import Camera, Mesh
+  from scorehoi_jax.render.visualize import HUMAN_COLOR, hstack, side_view
+
+  # Camera axes are OpenCV's (y down, z forward); the body is +Y up, facing +Z:
+  # a half turn about x makes it upright and facing the camera, 3.2 m in front.
+  v = vertices * np.array([1.0, -1.0, -1.0])
+  v = v - 0.5 * (v.min(0) + v.max(0)) + np.array([0.0, 0.0, 3.2])
+  cam = Camera(focal=(700.0, 700.0), princpt=(200.0, 256.0), width=400, height=512)
+  mesh = Mesh(v, faces, HUMAN_COLOR)
+  front = side_view([mesh], cam, angle_deg=0.0)
+  side = side_view([mesh], cam, angle_deg=90.0)
+  Image.fromarray(hstack([front, side])).save(path)
 
 
 def run_body_demo(out: str = "demo_out", overwrite: bool = False, body_model: str | None = None,
@@ -95,8 +81,7 @@ def run_body_demo(out: str = "demo_out", overwrite: bool = False, body_model: st
     trimesh.Trimesh(verts, faces, process=False).export(os.path.join(tmp, "body.ply"))
     np.savez(os.path.join(tmp, "params.npz"), joints=np.asarray(output.joints),
              **smplx_style_params(aa, betas))
-    _preview_png(os.path.join(tmp, "body.png"), verts, faces,
-                 f"{model.name}: {model.num_vertices} vertices, {model.num_joints} joints")
+    _preview_png(os.path.join(tmp, "body.png"), verts, faces)
   return os.path.abspath(out)
 
 
