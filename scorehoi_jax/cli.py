@@ -16,9 +16,10 @@ _NOT_YET = {
     "reconstruct": "image -> regressor -> ScoreHOI refinement -> mesh refiner",
     "evaluate": "batched evaluation with the field's metrics",
     "train": "stage-1 / stage-2 training",
-    "prepare": "dataset preparation (synthetic, BEHAVE, InterCap, IMHD)",
     "show": "render a dataset frame",
 }
+
+_REAL_DATASETS = ("behave", "intercap", "imhd")
 
 
 def _cmd_demo(args) -> int:
@@ -27,6 +28,18 @@ def _cmd_demo(args) -> int:
   print(f"demo outputs written to {out}/")
   for name in sorted(demo.list_outputs(out)):
     print(f"  {name}")
+  return 0
+
+
+def _cmd_prepare(args) -> int:
+  import importlib
+  module = importlib.import_module(f"scorehoi_jax.data.{args.dataset}")
+  prepare = getattr(module, f"prepare_{args.dataset}")
+  kwargs = {}
+  if args.limit is not None:
+    kwargs["limit"] = args.limit
+  counts = prepare(args.root, args.smplh, args.out, **kwargs)
+  print(f"{args.dataset} written to {args.out}: {counts}")
   return 0
 
 
@@ -49,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="an SMPL-H .npz/.pkl file or folder (default: the embedded open model)")
   demo.add_argument("--seed", type=int, default=0, help="seed of the demo body shape")
   demo.set_defaults(func=_cmd_demo)
+  prep = sub.add_parser("prepare", help="convert a dataset into our TFDS format")
+  prep_sub = prep.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+  for name in _REAL_DATASETS:
+    p = prep_sub.add_parser(name, help=f"{name} from your copy of the official release (CONTHO-style annotations)")
+    p.add_argument("--root", required=True, help="the dataset's root folder")
+    p.add_argument("--smplh", required=True, help="your SMPL-H model file or folder (.npz/.pkl)")
+    p.add_argument("--out", required=True, help="output data dir (TFDS layout)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many frames per split")
+    p.set_defaults(func=_cmd_prepare)
   for name, what in _NOT_YET.items():
     p = sub.add_parser(name, help=f"{what} (not yet available)")
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
