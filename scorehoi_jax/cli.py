@@ -8,6 +8,8 @@ exit with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 
 from scorehoi_jax.errors import ScoreHOIError
@@ -38,7 +40,13 @@ def _cmd_prepare(args) -> int:
   kwargs = {}
   if args.limit is not None:
     kwargs["limit"] = args.limit
-  counts = prepare(args.root, args.smplh, args.out, **kwargs)
+  existed = os.path.exists(args.out)
+  try:
+    counts = prepare(args.root, args.smplh, args.out, **kwargs)
+  except BaseException:
+    if not existed:  # TFDS creates its folders before reading anything: leave no debris.
+      shutil.rmtree(args.out, ignore_errors=True)
+    raise
   print(f"{args.dataset} written to {args.out}: {counts}")
   return 0
 
