@@ -18,7 +18,6 @@ _NOT_YET = {
     "reconstruct": "image -> regressor -> ScoreHOI refinement -> mesh refiner",
     "evaluate": "batched evaluation with the field's metrics",
     "train": "stage-1 / stage-2 training",
-    "show": "render a dataset frame",
 }
 
 _REAL_DATASETS = ("behave", "intercap", "imhd")
@@ -30,6 +29,23 @@ def _cmd_demo(args) -> int:
   print(f"demo outputs written to {out}/")
   for name in sorted(demo.list_outputs(out)):
     print(f"  {name}")
+  return 0
+
+
+def _cmd_prepare_synthetic(args) -> int:
+  from scorehoi_jax.data.synthetic_hoi import prepare_synthetic
+  counts = prepare_synthetic(args.out, args.num, seed=args.seed, resolution=args.resolution,
+                             workers=args.workers, test_fraction=args.test_fraction)
+  print(f"synthetic_hoi written to {args.out}: {counts}")
+  return 0
+
+
+def _cmd_show(args) -> int:
+  from scorehoi_jax.data.show import show
+  if os.path.exists(args.out) and not args.overwrite:
+    raise ScoreHOIError(f"{args.out}: exists (pass --overwrite to replace it).")
+  print(show(args.data_dir, args.index, args.out, split=args.split, dataset=args.dataset,
+             body_model=args.body_model))
   return 0
 
 
@@ -72,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
   demo.set_defaults(func=_cmd_demo)
   prep = sub.add_parser("prepare", help="convert a dataset into our TFDS format")
   prep_sub = prep.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+  p = prep_sub.add_parser("synthetic", help="generate our synthetic benchmark (resumable)")
+  p.add_argument("--out", required=True, help="output data dir (raw shards in OUT/raw, TFDS in OUT/synthetic_hoi)")
+  p.add_argument("--num", type=int, required=True, help="number of frames (train + test)")
+  p.add_argument("--seed", type=int, default=0, help="dataset seed (frame i has its own seed derived from it)")
+  p.add_argument("--resolution", type=int, default=256, help="image size in pixels (square)")
+  p.add_argument("--workers", type=int, default=2, help="generator processes")
+  p.add_argument("--test-fraction", type=float, default=0.1, help="share of frames in the test split")
+  p.set_defaults(func=_cmd_prepare_synthetic)
   for name in _REAL_DATASETS:
     p = prep_sub.add_parser(name, help=f"{name} from your copy of the official release (CONTHO-style annotations)")
     p.add_argument("--root", required=True, help="the dataset's root folder")
@@ -79,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output data dir (TFDS layout)")
     p.add_argument("--limit", type=int, default=None, help="at most this many frames per split")
     p.set_defaults(func=_cmd_prepare)
+  show = sub.add_parser("show", help="render a prepared dataset frame: image, masks, ground-truth meshes")
+  show.add_argument("data_dir", help="the data dir given to `scorehoi prepare --out`")
+  show.add_argument("--index", type=int, default=0)
+  show.add_argument("--split", default="train")
+  show.add_argument("--dataset", default="synthetic_hoi", help="synthetic_hoi | behave | intercap | imhd")
+  show.add_argument("--body-model", default=None, help="SMPL-H file the dataset was made with (real datasets)")
+  show.add_argument("--out", default="frame.png")
+  show.add_argument("--overwrite", action="store_true")
+  show.set_defaults(func=_cmd_show)
   for name, what in _NOT_YET.items():
     p = sub.add_parser(name, help=f"{what} (not yet available)")
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
