@@ -1,6 +1,6 @@
 """Benchmark of the synthetic HOI generator, and a contact sheet of its frames.
 
-Run:  python experiments/bench_synthetic.py [--num 64] [--resolution 256]
+Run:  python experiments/bench_synthetic.py [--num 64] [--resolution 256] [--backend gl|raycast|auto]
 
 Measures
 1. Per-frame time in one process after warm-up, split into scene solving
@@ -34,7 +34,8 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top
-from scorehoi_jax.data.synthetic import generator
+from scorehoi_jax import render as render_lib
+from scorehoi_jax.data.synthetic import appearance, generator
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -61,20 +62,61 @@ def contact_sheet(frames, path, tile=224):
   Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
+def render_times(frames, config, st):
+  """Median wall / CPU time of the frame render and of the 64 px visibility preview, per backend."""
+  from scorehoi_jax.objects import get_object  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  r = config.resolution
+  cases = []
+  for f in frames[:8]:
+    out = st.forward(jnp.asarray(f["pose"]), jnp.asarray(f["betas"]))
+    body = np.asarray(out.vertices - out.joints[0], np.float64) + f["cam_trans"]
+    obj = get_object(str(f["object_name"]), seed=int(f["object_seed"]))
+    obj_v = obj.vertices @ f["obj_rot"].T.astype(np.float64) + f["obj_trans"]
+    cam = render_lib.Camera(tuple(map(float, f["focal"])), tuple(map(float, f["princpt"])), r, r)
+    k = 64 / r
+    small = render_lib.Camera(tuple(float(x) * k for x in f["focal"]),
+                              tuple((float(c) + 0.5) * k - 0.5 for c in f["princpt"]), 64, 64)
+    light = appearance.lighting(np.random.default_rng(int(f["seed"])))  # A random light of the generator's kind.
+    colors = np.full((len(body), 3), 0.6), np.full((len(obj_v), 3), 0.4)
+    cases.append(([(body, st.faces, colors[0]), (obj_v, obj.faces, colors[1])], cam, small, light))
+  rows = ["## Render step alone (8 of the frames above, median over frames)", "",
+          "| backend | frame render (RGB + ids + depth, a random light) | 64 px visibility preview (ids only) |",
+          "|---|---|---|"]
+  for backend in render_lib.available_backends():
+    res = {"frame": [], "preview": []}
+    for meshes, cam, small, light in cases:
+      for key, fn in (("frame", lambda: render_lib.render(meshes, cam, light=light, backend=backend)),
+                      ("preview", lambda: render_lib.render(meshes, small, backend=backend, rgb=False))):
+        fn()  # Warm: GL context and shader compilation on first use.
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        res[key].append((time.perf_counter() - t0, time.process_time() - c0))
+    cells = [f"{1e3 * np.median([w for w, _ in v]):.0f} ms wall / {1e3 * np.median([c for _, c in v]):.0f} ms CPU"
+             for v in res.values()]
+    rows.append(f"| {render_lib.backend_info(backend)} | {cells[0]} | {cells[1]} |")
+  rows += ["", "The preview runs once per camera draw (up to 5 per frame). The GL context is per process, "
+           "and on CPU it is Mesa llvmpipe, which uses a thread per core unless LP_NUM_THREADS is set "
+           "(`generate` sets 1 in its workers).",
+           ""]
+  return rows
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--num", type=int, default=64, help="frames per throughput run")
   parser.add_argument("--resolution", type=int, default=256)
   parser.add_argument("--seed", type=int, default=2026)
+  parser.add_argument("--backend", default=None, help="renderer backend (default: environment, else auto)")
   args = parser.parse_args()
   os.makedirs(RESULTS, exist_ok=True)
-  config = generator.SyntheticConfig(resolution=args.resolution)
+  config = generator.SyntheticConfig(resolution=args.resolution, backend=args.backend)
   lines = ["# Synthetic HOI generator: speed and size", "",
            f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
            f"Machine: {platform.machine()}, {os.cpu_count()} cores ({platform.processor() or 'CPU'}), "
            f"Python {platform.python_version()}. Resolution {args.resolution} px, solver "
-           f"{config.solver_steps} Adam steps, numpy rasteriser. The 2 cores are shared with other jobs: "
-           "timings are noisy.", ""]
+           f"{config.solver_steps} Adam steps, renderer: {render_lib.backend_info(config.backend)}. The 2 cores "
+           "are shared with other jobs: timings are noisy.", ""]
 
   # 1. In-process per-frame time after warm-up, and the contact sheet frames.
   rng = np.random.default_rng(args.seed)
@@ -116,6 +158,9 @@ def main():
             "",
             f"Interactions in the sample: {dict(kinds)}.", ""]
 
+  # 1b. The render step alone (scorehoi_jax.render), per backend, on the frames' own meshes and lights.
+  lines += render_times(frames, config, st)
+
   # 2. generate() end to end with 1 and 2 workers.
   lines += ["## `generate` end to end (shards on disk)", "",
             "| workers | frames | wall (fresh process: start + JIT + object loads) | frames/s | frames/hour | "
@@ -126,7 +171,8 @@ def main():
     # A fresh interpreter per run, so both settings pay the same start-up and JIT costs.
     code = ("from scorehoi_jax.data.synthetic import generator; "
             f"generator.generate({args.num}, {args.seed}, {out!r}, workers={workers}, "
-            f"resolution={args.resolution}, progress=False, frames_per_shard=16)")
+            f"resolution={args.resolution}, progress=False, frames_per_shard=16, "
+            f"config=generator.SyntheticConfig(resolution={args.resolution}, backend={args.backend!r}))")
     t0 = time.perf_counter()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-c", code], check=True,

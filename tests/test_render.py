@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from scorehoi_jax.render import Camera, Mesh, RenderError, available_backends, render
+from scorehoi_jax.render import Camera, Light, Mesh, RenderError, available_backends, render
 from scorehoi_jax.render import visualize
 
 HAS_GL = "gl" in available_backends()
@@ -26,10 +26,16 @@ def _iou(a, b):
   return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
 
 
+# Side light with a highlight and one-sided Lambert: exercises every term of the shading model.
+SIDE_LIGHT = Light(direction=(0.7, -0.2, -0.6), ambient=0.2, diffuse=0.7, specular=0.4, shininess=16.0,
+                   symmetric=False)
+
+
 @needs_gl
-def test_gl_matches_raycast_masks_and_depth():
-  gl = render(_scene(), CAM, backend="gl")
-  rc = render(_scene(), CAM, backend="raycast")
+@pytest.mark.parametrize("light", [None, SIDE_LIGHT], ids=["default_light", "side_light"])
+def test_gl_matches_raycast_masks_and_depth(light):
+  gl = render(_scene(), CAM, backend="gl", light=light)
+  rc = render(_scene(), CAM, backend="raycast", light=light)
   for k in (1, 2):
     assert _iou(gl.instance == k, rc.instance == k) > 0.98
   both = (gl.instance == rc.instance) & (gl.instance > 0)
@@ -39,6 +45,69 @@ def test_gl_matches_raycast_masks_and_depth():
   # Same shading model: interior colours agree (edges differ by anti-aliasing).
   inner = both & (np.abs(np.diff(gl.instance.astype(int), axis=1, prepend=0)) == 0)
   assert np.abs(gl.rgb[inner].astype(int) - rc.rgb[inner]).mean() < 4
+
+
+@needs_gl
+def test_gl_sample_counts_in_one_thread():
+  # Each sample count has its own EGL context in a thread; alternating them must not mix up
+  # which context is current (it did: renders after a samples=1 call came out garbled).
+  ref = render(_scene(), CAM, backend="gl")
+  render(_scene(), Camera((100.0, 100.0), (32.0, 32.0), 65, 65), backend="gl", samples=1)
+  again = render(_scene(), CAM, backend="gl")
+  assert np.array_equal(ref.rgb, again.rgb) and np.array_equal(ref.instance, again.instance)
+  aliased = render(_scene(), CAM, backend="gl", samples=1)
+  assert np.array_equal(ref.instance, aliased.instance)
+
+
+@pytest.mark.parametrize("backend", ["raycast", pytest.param("gl", marks=needs_gl)])
+def test_masks_only(backend):
+  # rgb=False skips shading: same masks and depth, and the colour is the background alone.
+  full = render(_scene(), CAM, backend=backend)
+  bare = render(_scene(), CAM, backend=backend, background=(0.2, 0.4, 0.6), rgb=False)
+  assert np.array_equal(full.instance, bare.instance) and np.array_equal(full.depth, bare.depth)
+  assert np.all(bare.rgb == np.array([51, 102, 153]))
+
+
+@pytest.mark.parametrize("backend", ["raycast", pytest.param("gl", marks=needs_gl)])
+def test_single_triangle_closed_form(backend):
+  # A slanted triangle whose projection covers the pixel centres with x + y <= 10 of a 16 px image
+  # (f = 2, c = 0); no centre lies on an edge, so the mask is exact whatever the fill rule.
+  cam = Camera((2.0, 2.0), (0.0, 0.0), 16, 16)
+  uv = np.array([[-0.5, -0.5], [10.75, -0.5], [-0.5, 10.75]])
+  z = np.array([2.0, 3.0, 2.5])
+  verts = np.concatenate([uv / 2.0 * z[:, None], z[:, None]], 1)
+  out = render([Mesh(verts, np.array([[0, 1, 2]]))], cam, backend=backend)
+  ys, xs = np.mgrid[0:16, 0:16]
+  inside = (xs + ys) <= 10
+  np.testing.assert_array_equal(out.instance == 1, inside)
+  # Depth: the ray through (u, v) meets the triangle's plane n . p = n . v0 at z = n . v0 / n . (u/f, v/f, 1).
+  n = np.cross(verts[1] - verts[0], verts[2] - verts[0])
+  rays = np.stack([xs / 2.0, ys / 2.0, np.ones_like(xs, float)], -1)
+  np.testing.assert_allclose(out.depth[inside], (n @ verts[0] / (rays @ n))[inside], rtol=1e-5)
+  assert np.all(out.depth[~inside] == 0)
+
+
+@pytest.mark.parametrize("backend", ["raycast", pytest.param("gl", marks=needs_gl)])
+def test_light_closed_form(backend):
+  # A square facing the camera on the optical axis (normal (0, 0, -1), view vector ~(0, 0, -1)).
+  cam = Camera((100.0, 100.0), (32.0, 32.0), 65, 65)
+  verts = np.array([[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.5, 0.5, 2.0], [-0.5, 0.5, 2.0]])
+  faces = np.array([[0, 1, 2], [0, 2, 3]])
+  color = np.array([0.8, 0.5, 0.2])
+
+  def centre(light):
+    return render([Mesh(verts, faces, color)], cam, backend=backend, light=light, samples=1).rgb[32, 32].astype(int)
+
+  # Light along the view direction: n . l = 1, h = n, so the highlight is at full strength.
+  head_on = Light(direction=(0.0, 0.0, -1.0), ambient=0.1, diffuse=0.5, specular=0.3)
+  np.testing.assert_allclose(centre(head_on), np.rint(255 * np.clip(color * 0.6 + 0.3, 0, 1)), atol=1)
+  # Light from behind the square: n . l = -0.8 (|n . l| = 0.8 if symmetric, else ambient only).
+  behind = dict(direction=(0.6, 0.0, 0.8), ambient=0.1, diffuse=0.5)
+  np.testing.assert_allclose(centre(Light(**behind)), np.rint(255 * color * (0.1 + 0.5 * 0.8)), atol=1)
+  np.testing.assert_allclose(centre(Light(**behind, symmetric=False)), np.rint(255 * color * 0.1), atol=1)
+  # The default light is the documented one: Light() and light=None render the same image.
+  assert np.array_equal(render(_scene(), CAM, backend=backend).rgb, render(_scene(), CAM, backend=backend,
+                                                                          light=Light()).rgb)
 
 
 @pytest.mark.parametrize("backend", ["raycast", pytest.param("gl", marks=needs_gl)])
@@ -91,6 +160,12 @@ def test_background_and_errors():
     render(_scene(), CAM, backend="vulkan")
   with pytest.raises(RenderError, match="background"):
     render(_scene(), CAM, background=np.zeros((5, 5, 3)), backend="raycast")
+  with pytest.raises(RenderError, match="Light.direction"):
+    Light(direction=(0.0, 0.0, 0.0))
+  with pytest.raises(RenderError, match="Light.ambient"):
+    Light(ambient=-0.1)
+  with pytest.raises(RenderError, match="light must be"):
+    render(_scene(), CAM, backend="raycast", light={"ambient": 0.5})
 
 
 def test_visualisations():

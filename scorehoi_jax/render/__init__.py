@@ -22,12 +22,14 @@ from typing import Sequence
 
 from scorehoi_jax.render.core import (
     Camera,
+    Light,
     Mesh,
     RenderError,
     RenderOutput,
     background_array,
     build_scene,
     check_camera,
+    check_light,
 )
 
 BACKENDS = ("gl", "raycast")
@@ -87,7 +89,7 @@ def backend_info(backend: str | None = None) -> str:
 
 
 def render(meshes: Sequence, camera: Camera, *, background=None, backend: str | None = None,
-           samples: int = 4) -> RenderOutput:
+           samples: int = 4, light: Light | None = None, rgb: bool = True) -> RenderOutput:
   """Render meshes given in camera coordinates (OpenCV axes).
 
   Args:
@@ -99,12 +101,18 @@ def render(meshes: Sequence, camera: Camera, *, background=None, backend: str | 
       (uint8 or float in [0, 1]) composited behind the meshes.
     backend: "gl", "raycast", "auto" or None (environment / auto).
     samples: MSAA samples for the GL colour pass (1 = no anti-aliasing).
+    light: a ``Light`` (direction in camera axes, ambient, diffuse,
+      specular); None = the default fixed light.
+    rgb: False skips shading (GL: the colour pass) when only masks and depth
+      are needed, e.g. for visibility tests; the output's rgb is then the
+      background alone.
 
   Returns:
     RenderOutput(rgb uint8 [H, W, 3], instance uint8 [H, W], depth float32 [H, W]).
   """
   check_camera(camera)
-  scene = build_scene(meshes)
+  light = check_light(light)
+  scene = build_scene(meshes, normals=rgb)
   bg = background_array(background, camera)
   b = resolve_backend(backend, samples)
   if b == "gl":
@@ -114,10 +122,10 @@ def render(meshes: Sequence, camera: Camera, *, background=None, backend: str | 
     except Exception as e:
       raise RenderError(f"GL backend requested but no EGL context could be created ({type(e).__name__}: {e}). "
                         f"Install libegl1 libgl1 libgl1-mesa-dri, or use backend='raycast'.") from None
-    return renderer.render(scene, camera, bg)
+    return renderer.render(scene, camera, bg, light, rgb)
   from scorehoi_jax.render.raycast import render_raycast
-  return render_raycast(scene, camera, bg)
+  return render_raycast(scene, camera, bg, light, rgb)
 
 
-__all__ = ["BACKENDS", "Camera", "Mesh", "RenderError", "RenderOutput", "available_backends", "backend_info",
+__all__ = ["BACKENDS", "Camera", "Light", "Mesh", "RenderError", "RenderOutput", "available_backends", "backend_info",
            "render", "resolve_backend"]

@@ -13,9 +13,11 @@ Conventions (both backends obey them, tests/test_render.py checks it):
 - Masks and depth are exact at pixel centres (single sample); only the RGB
   may be anti-aliased.
 
-Shading is deliberately simple (Lambert + ambient, two-sided, one light fixed
-in camera space) and identical in both backends, so RGB values agree up to
-anti-aliasing at silhouettes.
+Shading is deliberately simple and identical in both backends (``shade``
+here, ``_FRAG_COLOR`` in gl.py), so RGB values agree up to anti-aliasing at
+silhouettes: one directional light in camera space (``Light``; the default is
+a fixed Lambert + ambient light), two-sided (normals are turned towards the
+viewer), with an optional Blinn-Phong highlight.
 """
 
 from __future__ import annotations
@@ -36,7 +38,75 @@ MAX_INSTANCES = 255  # Instance ids are stored as uint8.
 
 
 class RenderError(ScoreHOIError):
-  """Bad renderer input (shapes, camera) or no usable backend."""
+  """Bad renderer input (shapes, camera, light) or no usable backend."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Light:
+  """A directional light in camera space, ambient term and Blinn-Phong highlight.
+
+  A surface point with colour c, unit normal n (turned towards the viewer)
+  and unit view vector v (towards the camera) gets
+  ``clip(c * (ambient + diffuse * lam) + specular * max(n . h, 0) ** shininess)``
+  with h = normalize(direction + v) and lam = |n . direction| if ``symmetric``,
+  else max(n . direction, 0). The highlight is white (not tinted by c).
+
+  The defaults are the renderer's fixed light (no highlight), so
+  ``light=None`` and ``Light()`` render the same image.
+
+  Attributes:
+    direction: from the scene towards the light, camera axes (OpenCV: x right,
+      y down, z forward, so a light behind the camera has z < 0); normalised
+      on construction.
+    ambient: light reaching every surface, in units of its colour.
+    diffuse: strength of the Lambert term.
+    specular: strength of the Blinn-Phong highlight (0 = none).
+    shininess: Blinn-Phong exponent (larger = smaller, sharper highlight).
+    symmetric: True lights surfaces facing away from the light as if it were
+      mirrored to their side (|n . l|: flat and shape-revealing from any
+      light direction, the visualisation default); False is physical Lambert,
+      so surfaces turned away from the light get only the ambient term.
+  """
+  direction: tuple = tuple(float(x) for x in LIGHT_DIR)
+  ambient: float = AMBIENT
+  diffuse: float = DIFFUSE
+  specular: float = 0.0
+  shininess: float = 24.0
+  symmetric: bool = True
+
+  def __post_init__(self):
+    try:
+      d = np.asarray(self.direction, np.float64)
+    except (TypeError, ValueError):
+      d = np.zeros(0)
+    if d.shape != (3,) or not np.all(np.isfinite(d)) or np.linalg.norm(d) < 1e-9:
+      raise RenderError(f"Light.direction must be a finite, non-zero 3-vector, got {self.direction!r}.")
+    # Frozen dataclass: store the checked values once (unit direction, plain floats), so both
+    # backends see exactly the same numbers.
+    object.__setattr__(self, "direction", tuple(float(x) for x in d / np.linalg.norm(d)))
+    for name in ("ambient", "diffuse", "specular", "shininess"):
+      v = getattr(self, name)
+      try:
+        v = float(v)
+      except (TypeError, ValueError):
+        v = float("nan")
+      if not np.isfinite(v) or v < 0 or (name == "shininess" and v == 0):
+        raise RenderError(f"Light.{name} must be a finite number {'> 0' if name == 'shininess' else '>= 0'}, "
+                          f"got {getattr(self, name)!r}.")
+      object.__setattr__(self, name, v)
+    object.__setattr__(self, "symmetric", bool(self.symmetric))
+
+
+DEFAULT_LIGHT = Light()
+
+
+def check_light(light) -> Light:
+  """``light`` as a Light (None = the default light)."""
+  if light is None:
+    return DEFAULT_LIGHT
+  if not isinstance(light, Light):
+    raise RenderError(f"light must be a scorehoi_jax.render.Light or None, got {type(light).__name__}.")
+  return light
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +188,12 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
   return vn / np.maximum(norm, 1e-12)
 
 
-def build_scene(meshes: Sequence) -> Scene:
-  """Validate and concatenate meshes; instance ids follow list order from 1."""
+def build_scene(meshes: Sequence, normals: bool = True) -> Scene:
+  """Validate and concatenate meshes; instance ids follow list order from 1.
+
+  ``normals=False`` leaves the normals zero (only shading reads them; they
+  are a good part of the cost of a mask-only render of a large mesh).
+  """
   meshes = [as_mesh(m) for m in meshes]
   if len(meshes) > MAX_INSTANCES:
     raise RenderError(f"{len(meshes)} meshes given; at most {MAX_INSTANCES} instances fit in uint8 ids.")
@@ -142,7 +216,7 @@ def build_scene(meshes: Sequence) -> Scene:
     if c.max(initial=0) > 1.0 + 1e-6:  # uint8-style colours.
       c = c / 255.0
     vs.append(v)
-    ns.append(vertex_normals(v, f))
+    ns.append(vertex_normals(v, f) if normals else np.zeros_like(v))
     cs.append(c)
     ids.append(np.full(len(v), k))
     fs.append(f + offset)
@@ -157,11 +231,30 @@ def build_scene(meshes: Sequence) -> Scene:
                np.concatenate(fs).astype(np.int32), np.concatenate(fids).astype(np.uint8))
 
 
-def shade(colors: np.ndarray, normals: np.ndarray) -> np.ndarray:
-  """Lambert + ambient, two-sided; colours and normals [..., 3] -> [..., 3] in [0, 1]."""
+def shade(colors: np.ndarray, normals: np.ndarray, positions: np.ndarray,
+          light: Light = DEFAULT_LIGHT) -> np.ndarray:
+  """Shaded colours [..., 3] in [0, 1] (the ``Light`` model; gl.py's shader is the same).
+
+  Args:
+    colors: surface colours [..., 3] in [0, 1].
+    normals: interpolated (unnormalised) normals [..., 3].
+    positions: the surface points [..., 3] in camera coordinates (for the
+      view vector: two-sidedness and the highlight).
+    light: the light.
+  """
   n = normals / np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)
-  lam = np.abs(n @ LIGHT_DIR)
-  return np.clip(colors * (AMBIENT + DIFFUSE * lam)[..., None], 0.0, 1.0)
+  view = -positions / np.maximum(np.linalg.norm(positions, axis=-1, keepdims=True), 1e-12)
+  # Two-sided: back faces of open meshes (seen through holes) shade like front faces.
+  n = np.where(np.sum(n * view, -1, keepdims=True) < 0, -n, n)
+  ldir = np.asarray(light.direction)
+  nl = n @ ldir
+  lam = np.abs(nl) if light.symmetric else np.maximum(nl, 0.0)
+  out = colors * (light.ambient + light.diffuse * lam)[..., None]
+  if light.specular > 0:  # Skipped at 0, so the default light costs what it did before highlights existed.
+    half = ldir + view
+    half /= np.maximum(np.linalg.norm(half, axis=-1, keepdims=True), 1e-12)
+    out = out + light.specular * np.maximum(np.sum(n * half, -1), 0.0)[..., None] ** light.shininess
+  return np.clip(out, 0.0, 1.0)
 
 
 def background_array(background, camera: Camera) -> np.ndarray:

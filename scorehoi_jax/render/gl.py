@@ -7,6 +7,8 @@ and depth match ray casting exactly). Two passes per frame:
    so masks and depth are exact at pixel centres;
 2. a multisampled colour pass (premultiplied RGBA), resolved into a
    single-sample target; alpha = coverage, used to composite the background.
+   It shades with core.py's ``Light`` model (uniforms set per call) and is
+   skipped for mask/depth-only renders (``render(..., rgb=False)``).
 
 The vertex shader maps OpenCV camera coordinates straight to clip space,
 including the +0.5 px between OpenCV pixel centres (integer) and GL's
@@ -21,7 +23,7 @@ import threading
 
 import numpy as np
 
-from scorehoi_jax.render.core import AMBIENT, DIFFUSE, LIGHT_DIR, Camera, RenderOutput, Scene
+from scorehoi_jax.render.core import DEFAULT_LIGHT, Camera, Light, RenderOutput, Scene
 
 _VERTEX = """
 #version 330
@@ -32,6 +34,7 @@ in vec3 in_pos;
 in vec3 in_normal;
 in vec3 in_color;
 in float in_id;
+out vec3 v_pos;
 out vec3 v_normal;
 out vec3 v_color;
 out float v_z;
@@ -44,6 +47,7 @@ void main() {
   float n = clip.x, f = clip.y;
   float zc = (f + n) / (f - n) * z - 2.0 * f * n / (f - n);
   gl_Position = vec4(xc, yc, zc, z);
+  v_pos = in_pos;
   v_normal = in_normal;
   v_color = in_color;
   v_z = z;
@@ -63,17 +67,28 @@ void main() { aux = vec4(v_id, v_z, 0.0, 1.0); }
 
 _FRAG_COLOR = """
 #version 330
-uniform vec3 light;
-uniform vec2 amb_diff;
+// The Light model of core.py (same formula as core.shade, which tests compare against).
+uniform vec3 light_dir;  // Unit, from the scene towards the light.
+uniform vec4 light;      // ambient, diffuse, specular, shininess
+uniform float symmetric; // 1: |n.l| (lit from both sides), 0: max(n.l, 0)
+in vec3 v_pos;
 in vec3 v_normal;
 in vec3 v_color;
-in float v_z;
-flat in float v_id;
 out vec4 color;
 void main() {
-  vec3 n = normalize(v_normal);
-  float lam = abs(dot(n, light));
-  color = vec4(clamp(v_color * (amb_diff.x + amb_diff.y * lam), 0.0, 1.0), 1.0);
+  // normalize() of a zero vector is undefined in GLSL; core.shade maps it to 0.
+  float len = length(v_normal);
+  vec3 n = len > 1e-12 ? v_normal / len : vec3(0.0);
+  vec3 v = normalize(-v_pos);
+  if (dot(n, v) < 0.0) n = -n;  // Two-sided: turn the normal towards the viewer.
+  float nl = dot(n, light_dir);
+  float lam = symmetric > 0.5 ? abs(nl) : max(nl, 0.0);
+  vec3 c = v_color * (light.x + light.y * lam);
+  if (light.z > 0.0) {
+    vec3 h = normalize(light_dir + v);
+    c += light.z * pow(max(dot(n, h), 0.0), light.w);
+  }
+  color = vec4(clamp(c, 0.0, 1.0), 1.0);
 }
 """
 
@@ -94,8 +109,6 @@ class GLRenderer:
     self.samples = min(int(samples), self.ctx.max_samples) if samples > 1 else 0
     self.prog_aux = self.ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAG_AUX)
     self.prog_color = self.ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAG_COLOR)
-    self.prog_color["light"].value = tuple(float(x) for x in LIGHT_DIR)
-    self.prog_color["amb_diff"].value = (AMBIENT, DIFFUSE)
     self._fbos: dict = {}
 
   @property
@@ -126,7 +139,16 @@ class GLRenderer:
       self._fbos[key] = (aux, ms, resolved)
     return self._fbos[key]
 
-  def render(self, scene: Scene, camera: Camera, background: np.ndarray) -> RenderOutput:
+  def render(self, scene: Scene, camera: Camera, background: np.ndarray,
+             light: Light = DEFAULT_LIGHT, shading: bool = True) -> RenderOutput:
+    # A thread may hold several renderers (one per sample count), each with its own EGL
+    # context, and only the most recently created one is current: make ours current for
+    # the call (and restore the previous one after), or GL calls go to the wrong context.
+    with self.ctx:
+      return self._render(scene, camera, background, light, shading)
+
+  def _render(self, scene: Scene, camera: Camera, background: np.ndarray, light: Light,
+              shading: bool) -> RenderOutput:
     import moderngl
 
     w, h = camera.width, camera.height
@@ -136,6 +158,10 @@ class GLRenderer:
                             float(camera.princpt[0]) + 0.5, float(camera.princpt[1]) + 0.5)
       prog["size"].value = (float(w), float(h))
       prog["clip"].value = (float(camera.near), float(camera.far))
+    # Uniforms keep their values between calls; set all of them, every call.
+    self.prog_color["light_dir"].value = light.direction
+    self.prog_color["light"].value = (light.ambient, light.diffuse, light.specular, light.shininess)
+    self.prog_color["symmetric"].value = 1.0 if light.symmetric else 0.0
     ctx = self.ctx
     ctx.enable(moderngl.DEPTH_TEST)
     ctx.disable(moderngl.CULL_FACE)
@@ -154,13 +180,14 @@ class GLRenderer:
         aux.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         vao_aux.render(moderngl.TRIANGLES)
         aux_img = np.frombuffer(aux.read(components=4, dtype="f4"), np.float32).reshape(h, w, 4)
-        ms.use()
-        ms.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
-        vao_col.render(moderngl.TRIANGLES)
-        if ms is not resolved:
-          ctx.copy_framebuffer(resolved, ms)
-        rgba = np.frombuffer(resolved.read(components=4, dtype="f1"), np.uint8).reshape(h, w, 4)
-        rgba = rgba.astype(np.float32) / 255.0
+        if shading:  # Without it, rgba stays 0: the output is the background.
+          ms.use()
+          ms.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+          vao_col.render(moderngl.TRIANGLES)
+          if ms is not resolved:
+            ctx.copy_framebuffer(resolved, ms)
+          rgba = np.frombuffer(resolved.read(components=4, dtype="f1"), np.uint8).reshape(h, w, 4)
+          rgba = rgba.astype(np.float32) / 255.0
         vao_aux.release()
         vao_col.release()
       finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from scorehoi_jax.render.core import Camera, RenderOutput, Scene, shade
+from scorehoi_jax.render.core import DEFAULT_LIGHT, Camera, Light, RenderOutput, Scene, shade
 
 
 def has_embree() -> bool:
@@ -24,7 +24,8 @@ def has_embree() -> bool:
     return False
 
 
-def render_raycast(scene: Scene, camera: Camera, background: np.ndarray) -> RenderOutput:
+def render_raycast(scene: Scene, camera: Camera, background: np.ndarray,
+                   light: Light = DEFAULT_LIGHT, shading: bool = True) -> RenderOutput:
   h, w = camera.height, camera.width
   rgb = background.copy()
   instance = np.zeros(h * w, np.uint8)
@@ -43,10 +44,11 @@ def render_raycast(scene: Scene, camera: Camera, background: np.ndarray) -> Rend
     tri, ray, loc = tri[keep], ray[keep], loc[keep]
     instance[ray] = scene.face_ids[tri]
     depth[ray] = loc[:, 2]
-    f = scene.faces[tri]
-    bary = trimesh.triangles.points_to_barycentric(scene.vertices[f].astype(np.float64), loc)
-    color = np.einsum("nk,nkc->nc", bary, scene.colors[f])
-    normal = np.einsum("nk,nkc->nc", bary, scene.normals[f])
-    rgb.reshape(-1, 3)[ray] = shade(color, normal)
+    if shading:
+      f = scene.faces[tri]
+      bary = trimesh.triangles.points_to_barycentric(scene.vertices[f].astype(np.float64), loc)
+      color = np.einsum("nk,nkc->nc", bary, scene.colors[f])
+      normal = np.einsum("nk,nkc->nc", bary, scene.normals[f])
+      rgb.reshape(-1, 3)[ray] = shade(color, normal, loc, light)
   out = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
   return RenderOutput(out, instance.reshape(h, w), depth.reshape(h, w))

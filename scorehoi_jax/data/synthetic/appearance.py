@@ -20,6 +20,7 @@ import colorsys
 import numpy as np
 
 from scorehoi_jax import body as body_lib
+from scorehoi_jax.render import Light
 
 _SKIN = np.array([[0.96, 0.80, 0.69], [0.90, 0.72, 0.58], [0.80, 0.60, 0.45], [0.63, 0.45, 0.33],
                   [0.45, 0.31, 0.22], [0.33, 0.22, 0.16]])
@@ -130,19 +131,24 @@ def floor_texture(rng: np.random.Generator, xz: np.ndarray) -> np.ndarray:
   return (c0 * (1 - t) + c1 * t).astype(np.float32)
 
 
-def lighting(rng: np.random.Generator) -> dict:
-  """Light from the camera's hemisphere (camera axes: y down, z forward)."""
+def lighting(rng: np.random.Generator) -> Light:
+  """Light from the camera's hemisphere (camera axes: y down, z forward), with a weak highlight.
+
+  Physical (one-sided) Lambert, so the side of the person turned away from
+  the light falls into shade; the renderer's symmetric default would light
+  it as if from the mirrored direction.
+  """
   d = np.array([rng.uniform(-0.8, 0.8), rng.uniform(-1.0, 0.1), -1.0])  # Towards the light.
-  d /= np.linalg.norm(d)
-  return dict(light_dir=d.astype(np.float32), ambient=float(rng.uniform(0.25, 0.55)),
-              diffuse=float(rng.uniform(0.45, 0.85)), specular=float(rng.uniform(0.0, 0.2)))
+  return Light(direction=tuple(d), ambient=float(rng.uniform(0.25, 0.55)), diffuse=float(rng.uniform(0.45, 0.85)),
+               specular=float(rng.uniform(0.0, 0.2)), shininess=24.0, symmetric=False)
 
 
 def finish(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
   """Lens blur, exposure, gamma and sensor noise; float [0, 1] -> uint8.
 
-  The blur (sigma 0.3–0.9 px) also softens the single-sample rasteriser's
-  aliased silhouettes, which a real camera never shows.
+  The blur (sigma 0.3–0.9 px) also softens aliased silhouettes (the GL
+  renderer anti-aliases them, its ray-cast fallback does not), which a real
+  camera never shows.
   """
   from scipy.ndimage import gaussian_filter
   img = gaussian_filter(img, sigma=(rng.uniform(0.3, 0.9),) * 2 + (0,))

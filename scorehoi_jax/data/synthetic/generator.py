@@ -59,7 +59,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from scorehoi_jax import body as body_lib
-from scorehoi_jax.data.synthetic import appearance, camera as camera_lib, labels, poses, raster, scenes
+from scorehoi_jax import render as render_lib
+from scorehoi_jax.data.synthetic import appearance, camera as camera_lib, labels, poses, scenes
 from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.geometry.sdf import sdf_lookup
 from scorehoi_jax.objects import get_object
@@ -85,15 +86,17 @@ class SyntheticConfig:
   interactions: tuple | None = None  # Restrict to these interaction types (scenes.INTERACTIONS).
   objects: tuple | None = None  # Restrict to these object categories.
   body_model: str | None = None  # Path of an SMPL-H-layout model; None = embedded default.
-  # "builtin": the exact NumPy rasteriser with random lighting (raster.py; no system packages).
-  # "render": scorehoi_jax.render (moderngl/EGL with MSAA, or its ray-cast fallback; fixed light).
-  renderer: str = "builtin"
+  # scorehoi_jax.render backend: "gl" (moderngl/EGL, anti-aliased), "raycast" (trimesh/embree,
+  # no system packages), "auto", or None (the SCOREHOI_RENDER_BACKEND variable, else auto).
+  # Masks and depth are exact with either; RGB differs at silhouettes (anti-aliasing).
+  backend: str | None = None
 
   def __post_init__(self):
     if self.split not in _SPLIT_OBJECT_SEEDS:
       raise ScoreHOIError(f"SyntheticConfig.split must be one of {sorted(_SPLIT_OBJECT_SEEDS)}, got {self.split!r}")
-    if self.renderer not in ("builtin", "render"):
-      raise ScoreHOIError(f"SyntheticConfig.renderer must be 'builtin' or 'render', got {self.renderer!r}")
+    if self.backend not in (None, "auto") + render_lib.BACKENDS:
+      raise ScoreHOIError(f"SyntheticConfig.backend must be one of {render_lib.BACKENDS + ('auto',)} or None, "
+                          f"got {self.backend!r}")
     if not 32 <= self.resolution <= 2048:
       raise ScoreHOIError(f"SyntheticConfig.resolution must be in [32, 2048], got {self.resolution}")
 
@@ -187,27 +190,27 @@ def _solve_scene(seed: int, config: SyntheticConfig, st: _State):
                      f"(last: {reason})")
 
 
-def _rasterize(cam, verts_cam, faces, colors, num_body_faces, light, renderer):
-  """Float RGB of the meshes, instance ids (1 body, 2 object) and depth."""
-  r = cam.width
-  if renderer == "render":
-    from scorehoi_jax import render as render_lib
-    nv = int(faces[:num_body_faces].max()) + 1
-    out = render_lib.render(
-        [render_lib.Mesh(verts_cam[:nv], faces[:num_body_faces], colors[:nv]),
-         render_lib.Mesh(verts_cam[nv:], faces[num_body_faces:] - nv, colors[nv:])],
-        render_lib.Camera(tuple(cam.focal), tuple(cam.princpt), r, r))
-    return out.rgb.astype(np.float32) / 255.0, out.instance, out.depth
-  frags = raster.rasterize(verts_cam, faces, cam.focal, cam.princpt, r, r)
-  rgb = raster.shade(frags, verts_cam, faces, colors, **light)
-  ids = np.where(frags.face < 0, 0, np.where(frags.face < num_body_faces, 1, 2)).astype(np.uint8)
-  return rgb, ids, frags.depth
+def _camera(cam, scale: float = 1.0) -> render_lib.Camera:
+  """The renderer camera of a sampled camera, optionally for an image ``scale`` times the size.
+
+  Scaling keeps pixel *edges* aligned: with centres at integer coordinates,
+  the image edge is at -0.5, so c' = (c + 0.5) * scale - 0.5.
+  """
+  if scale == 1.0:  # Exactly the frame's intrinsics (the shift below is not exact in floating point).
+    return render_lib.Camera(tuple(float(f) for f in cam.focal), tuple(float(c) for c in cam.princpt),
+                             cam.width, cam.height)
+  return render_lib.Camera(tuple(float(f) * scale for f in cam.focal),
+                           tuple((float(c) + 0.5) * scale - 0.5 for c in cam.princpt),
+                           int(round(cam.width * scale)), int(round(cam.height * scale)))
 
 
-def _render(rng, cam, verts_cam, faces, colors, num_body_faces, verts_world_low, st_light, renderer="builtin"):
-  """Image (float), instance ids and depth; the floor and backdrop fill the background."""
+def _render(rng, cam, meshes, verts_world_low, light: render_lib.Light, backend):
+  """Image (float [R, R, 3]), instance ids (1 body, 2 object) and depth.
+
+  The backdrop and the floor are drawn first and passed to the renderer as
+  its background, so anti-aliased silhouettes blend with what is behind them.
+  """
   r = cam.width
-  rgb, ids, depth = _rasterize(cam, verts_cam, faces, colors, num_body_faces, st_light, renderer)
   img = appearance.backdrop(rng, r, r)
   # Floor: where a pixel's ray hits y = 0 within 12 m of the scene, textured by world x/z.
   ys, xs = np.mgrid[0:r, 0:r].astype(np.float64)
@@ -215,40 +218,41 @@ def _render(rng, cam, verts_cam, faces, colors, num_body_faces, verts_world_low,
   rays_w = rays @ cam.rot  # Camera -> world directions (rot is world -> camera).
   t = -cam.position[1] / np.where(rays_w[..., 1] < -1e-6, rays_w[..., 1], -1e-6)
   hit = cam.position + t[..., None] * rays_w
-  on_floor = (rays_w[..., 1] < -1e-6) & (np.hypot(hit[..., 0], hit[..., 2]) < 12.0) & (ids == 0)
+  on_floor = (rays_w[..., 1] < -1e-6) & (np.hypot(hit[..., 0], hit[..., 2]) < 12.0)
   if on_floor.any():
     xz = hit[on_floor][:, [0, 2]]
     floor = appearance.floor_texture(rng, xz)
     up_cam = cam.rot[:, 1]
-    light = st_light["ambient"] + st_light["diffuse"] * max(0.0, float(up_cam @ st_light["light_dir"]))
+    lit = light.ambient + light.diffuse * max(0.0, float(up_cam @ np.asarray(light.direction)))
     # Soft contact shadow under the body and object: darker near low vertices.
     d = np.full(len(xz), 9.0)
     if len(verts_world_low):
       d = cKDTree(verts_world_low[:, [0, 2]]).query(xz, k=1)[0]
     shadow = 1.0 - 0.45 * np.exp(-0.5 * (d / 0.12) ** 2)
-    img[on_floor] = floor * min(light, 1.1) * shadow[:, None]
-  img = np.where(ids[..., None] > 0, rgb, img)
-  depth = np.where(ids > 0, depth, 0.0).astype(np.float32)
-  return img, ids, depth
+    img[on_floor] = floor * min(lit, 1.1) * shadow[:, None]
+  out = render_lib.render(meshes, _camera(cam), background=np.clip(img, 0.0, 1.0), light=light, backend=backend)
+  return out.rgb.astype(np.float32) / 255.0, out.instance, out.depth
 
 
-def _sample_view(rng, verts, obj_verts, faces, num_body_faces, resolution, tries: int = 5):
+def _sample_view(rng, verts, obj_verts, body_faces, obj_faces, resolution, backend, tries: int = 5):
   """A camera from which both the person and the object are visible (not fully occluded).
 
-  Visibility is checked on a 64 px preview raster; a frame whose object is
-  hidden behind the person would be useless (the crop needs both masks), so
-  the camera is redrawn, up to ``tries`` times (the last draw is kept).
+  Visibility is checked on the instance ids of a 64 px preview render; a
+  frame whose object is hidden behind the person would be useless (the crop
+  needs both masks), so the camera is redrawn, up to ``tries`` times (the
+  last draw is kept).
   """
   points = np.concatenate([verts, obj_verts])
   small = 64
   for _ in range(tries):
     cam = camera_lib.sample_camera(rng, points, resolution)
     all_cam = camera_lib.to_camera(points, cam)
-    k = small / resolution
-    frags = raster.rasterize(all_cam, faces, cam.focal * k, (cam.princpt + 0.5) * k - 0.5, small, small)
-    obj_px = np.sum(frags.face >= num_body_faces)
-    body_px = np.sum((frags.face >= 0) & (frags.face < num_body_faces))
-    if obj_px >= _MIN_VISIBLE * small * small and body_px >= _MIN_VISIBLE * small * small:
+    # Ids only (rgb=False skips normals and shading). The default sample count reuses the
+    # frame's GL context; another count would create a second context in the process.
+    ids = render_lib.render([(all_cam[:len(verts)], body_faces), (all_cam[len(verts):], obj_faces)],
+                            _camera(cam, small / resolution), backend=backend, rgb=False).instance
+    min_px = _MIN_VISIBLE * small * small
+    if np.sum(ids == 2) >= min_px and np.sum(ids == 1) >= min_px:
       break
   return cam, all_cam
 
@@ -258,15 +262,15 @@ def generate_frame(seed: int, config: SyntheticConfig = SyntheticConfig()) -> di
   st = _state(config)
   rng, scene, sol, betas, verts, joints, obj_verts, object_seed, human_d = _solve_scene(int(seed), config, st)
   obj = scene.obj
-  faces = np.concatenate([st.faces, obj.faces + len(verts)])
-  cam, all_cam = _sample_view(rng, verts, obj_verts, faces, len(st.faces), config.resolution)
+  cam, all_cam = _sample_view(rng, verts, obj_verts, st.faces, obj.faces, config.resolution, config.backend)
   body_col = appearance.body_colors(rng, st.weights)
   obj_col = appearance.object_colors(rng, len(obj_verts), [len(p.vertices) for p in obj.parts])
   light = appearance.lighting(rng)
   low = np.concatenate([verts, obj_verts])
   low = low[low[:, 1] < 0.25]
-  img, ids, depth = _render(rng, cam, all_cam, faces, np.concatenate([body_col, obj_col]), len(st.faces), low, light,
-                            config.renderer)
+  nv = len(verts)
+  meshes = [render_lib.Mesh(all_cam[:nv], st.faces, body_col), render_lib.Mesh(all_cam[nv:], obj.faces, obj_col)]
+  img, ids, depth = _render(rng, cam, meshes, low, light, config.backend)
   image = appearance.finish(rng, img)
   template_world = obj.template @ scene.obj_rot.T + scene.obj_trans
   lab = labels.contact_labels(verts, st.faces, obj_verts, obj.faces, template_world, st.guidance, human_d)
@@ -328,7 +332,10 @@ def generate(num: int, seed: int, out_dir: str, workers: int = 2, resolution: in
     config = dataclasses.replace(config, resolution=resolution)
   os.makedirs(out_dir, exist_ok=True)
   info_path = os.path.join(out_dir, f"synthetic_hoi-{config.split}.json")
-  info = dict(num=int(num), seed=int(seed), frames_per_shard=int(frames_per_shard),
+  # The RGB depends on the backend (anti-aliasing), so the dataset records the one actually used, and
+  # resuming where another backend would be chosen (e.g. no EGL) is refused rather than mixing the two.
+  backend = render_lib.resolve_backend(config.backend)
+  info = dict(num=int(num), seed=int(seed), frames_per_shard=int(frames_per_shard), render_backend=backend,
               config={k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()})
   if os.path.exists(info_path):
     with open(info_path) as fh:
@@ -338,6 +345,7 @@ def generate(num: int, seed: int, out_dir: str, workers: int = 2, resolution: in
   else:
     with open(info_path, "w") as fh:
       json.dump(info, fh, indent=1)
+  config = dataclasses.replace(config, backend=backend)  # Workers must not fall back on their own.
   num_shards = max(1, -(-num // frames_per_shard))
   jobs = []
   for k in range(num_shards):
@@ -358,8 +366,11 @@ def generate(num: int, seed: int, out_dir: str, workers: int = 2, resolution: in
     else:
       ctx = multiprocessing.get_context("spawn")
       # One XLA/BLAS thread per worker, so the workers do not oversubscribe the cores.
+      # LP_NUM_THREADS: Mesa llvmpipe (the GL renderer on CPU) otherwise starts a thread per core
+      # in every worker (notes/renderer.md: single-threaded workers give the higher throughput).
       env = {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
-                          "intra_op_parallelism_threads=1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+                          "intra_op_parallelism_threads=1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+             "LP_NUM_THREADS": "1"}
       saved = {k: os.environ.get(k) for k in env}
       os.environ.update(env)  # Spawned children read these at import time.
       try:
