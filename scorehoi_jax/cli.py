@@ -17,7 +17,6 @@ from scorehoi_jax.errors import ScoreHOIError
 _NOT_YET = {
     "reconstruct": "image -> regressor -> ScoreHOI refinement -> mesh refiner",
     "evaluate": "batched evaluation with the field's metrics",
-    "train": "stage-1 / stage-2 training",
 }
 
 _REAL_DATASETS = ("behave", "intercap", "imhd")
@@ -37,6 +36,17 @@ def _cmd_prepare_synthetic(args) -> int:
   counts = prepare_synthetic(args.out, args.num, seed=args.seed, resolution=args.resolution,
                              workers=args.workers, test_fraction=args.test_fraction)
   print(f"synthetic_hoi written to {args.out}: {counts}")
+  return 0
+
+
+def _cmd_train(args) -> int:
+  from scorehoi_jax.config import load_config
+  from scorehoi_jax.train.run import train_and_evaluate
+  config = load_config(args.config, args.overrides)
+  _, records = train_and_evaluate(config, args.workdir)
+  last = [r for r in records if "loss" in r]
+  print(f"trained to step {config.steps} in {args.workdir}" +
+        (f" (last logged loss {last[-1]['loss']:.4g})" if last else ""))
   return 0
 
 
@@ -103,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output data dir (TFDS layout)")
     p.add_argument("--limit", type=int, default=None, help="at most this many frames per split")
     p.set_defaults(func=_cmd_prepare)
+  train = sub.add_parser("train", help="train stage 1 or 2 from a config (resumes from --workdir)")
+  train.add_argument("--config", required=True, help="configs/<name>.py[:arg], or a bare name in configs/")
+  train.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl and curves.png go here")
+  train.set_defaults(func=_cmd_train)
   show = sub.add_parser("show", help="render a prepared dataset frame: image, masks, ground-truth meshes")
   show.add_argument("data_dir", help="the data dir given to `scorehoi prepare --out`")
   show.add_argument("--index", type=int, default=0)
@@ -121,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   parser = build_parser()
-  args = parser.parse_args(argv)
+  args, extra = parser.parse_known_args(argv)
+  from scorehoi_jax.config import split_overrides
+  args.overrides, unknown = split_overrides(extra)
+  if unknown or (args.overrides and getattr(args, "command", None) != "train"):
+    parser.error(f"unrecognized arguments: {' '.join(unknown or args.overrides)}")
   if not getattr(args, "func", None):
     parser.print_help()
     return 2

@@ -1,6 +1,6 @@
 """Python config files (``get_config()`` -> ml_collections.ConfigDict) and overrides.
 
-``load_config("configs/refine_paper.py:arg", ["--config.diffusion.rho=2"])``
+``load_config("configs/refine_paper.py", ["--config.guidance.rho=2"])``
 imports the file, calls ``get_config(arg)`` (or ``get_config()``), and applies
 overrides in the ``--config.a.b=value`` form of ml_collections' config flags,
 without needing absl. Values are parsed as Python literals and checked

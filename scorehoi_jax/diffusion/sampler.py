@@ -1,0 +1,97 @@
+"""Factories: from an ml_collections config (configs/refine_*.py) to a compiled refiner.
+
+The config is read here and only here; modules and pure functions receive
+typed values (RefineSettings, GuidanceWeights, Denoiser fields), never the
+config itself.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from scorehoi_jax.body.downsample import guidance_vertex_indices, subset_body_model
+from scorehoi_jax.body.io import load_body_model
+from scorehoi_jax.body.model import BodyModel
+from scorehoi_jax.diffusion.contact import make_proximity_contact_fn
+from scorehoi_jax.diffusion.losses import GuidanceWeights
+from scorehoi_jax.diffusion.refine import RefineSettings, make_refine_fn
+from scorehoi_jax.diffusion.schedule import cosine_schedule
+from scorehoi_jax.diffusion.xpack import BetasStats
+from scorehoi_jax.models.denoiser import Denoiser, denoiser_from_config
+
+
+def settings_from_config(cfg) -> RefineSettings:
+  """cfg.refine -> RefineSettings (the static part)."""
+  r = cfg.refine
+  pt_mode = r.pt_mode if r.get("use_pt", True) else "off"
+  return RefineSettings(
+      num_rounds=int(r.num_rounds), tau=int(r.tau), dt=int(r.dt), use_diffusion=bool(r.use_diffusion),
+      use_guidance=bool(r.use_guidance), use_ho=bool(r.use_ho), use_of=bool(r.use_of), pt_mode=pt_mode,
+      cdir=bool(r.cdir), carry=r.carry, through_denoiser=bool(r.through_denoiser),
+      schedule=r.schedule, grad_mode=r.grad_mode, mask_mode=r.mask_mode,
+      mask_threshold=float(r.mask_threshold), floor=r.floor, up=tuple(r.up), hand_mean=bool(r.hand_mean))
+
+
+def weights_from_config(cfg) -> GuidanceWeights:
+  """cfg.guidance -> GuidanceWeights (the traced part)."""
+  g = cfg.guidance
+  return GuidanceWeights(rho=g.rho, lambda_ho=g.lambda_ho, lambda_of=g.lambda_of, lambda_pt=g.lambda_pt,
+                         margin=g.margin, grad_clip=g.grad_clip).as_arrays()
+
+
+def betas_stats_from_config(cfg) -> BetasStats:
+  n = int(cfg.betas_stats.num)
+  lo = jnp.broadcast_to(jnp.asarray(cfg.betas_stats.min, jnp.float32), (n,))
+  hi = jnp.broadcast_to(jnp.asarray(cfg.betas_stats.max, jnp.float32), (n,))
+  if not bool(jnp.all(hi > lo)):
+    raise ValueError("config.betas_stats: every max must exceed the corresponding min.")
+  return BetasStats(lo, hi)
+
+
+def contact_fn_from_config(cfg):
+  """The geometric stand-in (the learned ContactFormer is wired in by the caller)."""
+  c = cfg.contact
+  if c.predictor != "proximity":
+    raise ValueError(f"config.contact.predictor={c.predictor!r}: only 'proximity' is built here; pass a "
+                     "learned predictor to build_refiner(contact_fn=...).")
+  return make_proximity_contact_fn(margin=c.margin, scale=c.scale, floor_margin=c.floor_margin,
+                                   up=tuple(cfg.refine.up), use_plane=cfg.refine.floor == "plane")
+
+
+def guidance_body_model(body_model: BodyModel, num: int) -> BodyModel:
+  """The num-vertex subset model the guidance decodes on (exact vertices, fewer rows)."""
+  return subset_body_model(body_model, guidance_vertex_indices(body_model, num))
+
+
+class Refiner(NamedTuple):
+  """Everything a caller needs to run ``fn(params, inputs, body, stats, weights)``."""
+  fn: object  # The jitted refine.
+  denoiser: Denoiser
+  contact_fn: object
+  settings: RefineSettings
+  weights: GuidanceWeights
+  stats: BetasStats
+  body: BodyModel  # The guidance (subset) body model.
+  full_body: BodyModel
+
+
+def build_refiner(cfg, denoiser=None, contact_fn=None, body_model: BodyModel | None = None) -> Refiner:
+  """Config -> compiled refiner plus its typed inputs.
+
+  Args:
+    cfg: a config from configs/refine_paper.py or refine_compat.py.
+    denoiser: a Flax module with encode/denoise; default built from cfg.denoiser.
+    contact_fn: the contact predictor; default the proximity stand-in.
+    body_model: the full body model; default ``load_body_model(cfg.body.path)``.
+  """
+  denoiser = denoiser if denoiser is not None else denoiser_from_config(cfg.denoiser)
+  contact_fn = contact_fn if contact_fn is not None else contact_fn_from_config(cfg)
+  full = body_model if body_model is not None else load_body_model(cfg.body.path)
+  settings = settings_from_config(cfg)
+  alphas = cosine_schedule(int(cfg.diffusion.T), float(cfg.diffusion.s))
+  fn = make_refine_fn(denoiser, contact_fn, settings, alphas)
+  return Refiner(fn=fn, denoiser=denoiser, contact_fn=contact_fn, settings=settings, weights=weights_from_config(cfg),
+                 stats=betas_stats_from_config(cfg), body=guidance_body_model(full, int(cfg.body.num_guidance_vertices)),
+                 full_body=full)

@@ -1,0 +1,34 @@
+"""Default training config (both stages); configs/*.py start from it and override."""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def get_default_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.stage = 1  # 0: point-encoder pre-training; 1: backbone, regressor, ContactFormer, CRFormer; 2: denoiser.
+  c.seed = 0
+  c.steps = 20_000
+  c.batch_size = 32
+  c.log_every = 50
+  c.checkpoint_every = 1000
+  c.progress = True
+  c.body_model = ""  # "" = the embedded open model; or your SMPL-H file.
+  c.point_encoder_checkpoint = ""  # A stage-0 work dir; "" = random frozen encoder (smoke runs only).
+  c.stage1_workdir = ""  # Stage 2: the stage-1 run to take the frozen network from.
+  c.stage1_best_metric = ""  # Stage 2: restore stage 1's best checkpoint by this metric.
+
+  c.data = ml_collections.ConfigDict(dict(dir="", name="synthetic_hoi", image_size=256, augment=True))
+  c.eval = ml_collections.ConfigDict(dict(split="test", every=1000, num_examples=256, best_metric=""))
+  c.optim = ml_collections.ConfigDict(dict(learning_rate=1e-4, b1=0.5, eps=1e-8, ema_decay=0.999))
+
+  m = c.model = ml_collections.ConfigDict()
+  m.resnet = ml_collections.ConfigDict(dict(depth=50))
+  m.regressor = ml_collections.ConfigDict(dict())
+  m.contact_former = ml_collections.ConfigDict(dict())
+  m.mesh_refiner = ml_collections.ConfigDict(dict())
+  m.point_encoder = ml_collections.ConfigDict(dict())
+  m.denoiser = ml_collections.ConfigDict(dict())
+  m.image_cond = "pooled"
+  return c

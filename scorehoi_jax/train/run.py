@@ -1,0 +1,270 @@
+"""``train_and_evaluate(config, workdir)``: both training stages from a config.
+
+The composition behind ``scorehoi train``: build the networks from the
+config's typed sub-dicts, a deterministic, resumable batch stream from a
+prepared dataset (batch k of a run depends only on (seed, k)), the pure
+step of the stage (train/steps.py), and hand them to the generic loop
+(train/loop.py), which shards, logs, validates, checkpoints and resumes.
+
+Stage 0 pre-trains the point encoder (then frozen: stages 1 and 2 take it
+from ``config.point_encoder_checkpoint``, the stage-0 work dir).
+Stage 2 needs the stage-1 run's work dir (``config.stage1_workdir``): it
+restores the trained HOINet from there and keeps it frozen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from scorehoi_jax import body as body_lib
+from scorehoi_jax.data import pipeline
+from scorehoi_jax.data.tfds_common import data_source, decode_record
+from scorehoi_jax.diffusion.schedule import cosine_schedule
+from scorehoi_jax.errors import ScoreHOIError
+from scorehoi_jax.models.contact_former import ContactFormer
+from scorehoi_jax.models.denoiser import Denoiser
+from scorehoi_jax.models.hoi_net import HOINet
+from scorehoi_jax.models.mesh_refiner import MeshRefiner
+from scorehoi_jax.models.point_encoder import PointEncoder, pretrain_loss
+from scorehoi_jax.models.regressor import Regressor
+from scorehoi_jax.models.resnet import ResNet
+from scorehoi_jax.train import loop, losses, steps
+from scorehoi_jax.train.checkpoint import Checkpoints
+
+
+def _kw(section) -> dict:
+  return {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(section).items()}
+
+
+def build_networks(config) -> tuple[HOINet, PointEncoder]:
+  m = config.model
+  net = HOINet(ResNet(**_kw(m.resnet)), Regressor(**_kw(m.regressor)), ContactFormer(**_kw(m.contact_former)),
+               MeshRefiner(**_kw(m.mesh_refiner)))
+  return net, PointEncoder(**_kw(m.point_encoder))
+
+
+def guidance_body(config) -> body_lib.BodyModel:
+  model = body_lib.load_body_model(config.get("body_model") or None)
+  return body_lib.subset_body_model(model, body_lib.guidance_vertex_indices(model))
+
+
+def _source(config, split: str):
+  return data_source(config.data.dir, config.data.name, split)
+
+
+def make_batches(config, split: str, train: bool):
+  """start_step -> iterator over host batches; batch k depends only on (seed, k)."""
+  src = _source(config, split)
+  n = len(src)
+  bs = config.batch_size
+  pcfg = pipeline.PipelineConfig(size=config.data.image_size, augment=train and config.data.augment)
+  seed = config.seed
+
+  def example(epoch, i):
+    rec = decode_record(src[int(i)])
+    ex, _ = pipeline.make_example(rec, pcfg, pipeline.example_rng(seed, epoch, int(i)))
+    return ex
+
+  def stream(start_step: int):
+    step = start_step
+    while True:
+      first = step * bs
+      idx = []
+      for j in range(first, first + bs):
+        epoch, pos = divmod(j, n)
+        perm = np.random.default_rng([seed, epoch]).permutation(n) if train else np.arange(n)
+        idx.append((epoch, perm[pos]))
+      yield pipeline.stack([example(e, i) for e, i in idx])
+      step += 1
+
+  return lambda start: pipeline.prefetch(stream(start), buffer_size=2)
+
+
+def _eval_batches(config, split: str):
+  src = _source(config, split)
+  n = min(len(src), config.eval.num_examples)
+  pcfg = pipeline.PipelineConfig(size=config.data.image_size)
+  bs = config.batch_size
+  for first in range(0, n, bs):
+    exs = [pipeline.make_example(decode_record(src[i]), pcfg)[0] for i in range(first, min(n, first + bs))]
+    yield pipeline.stack(exs, batch_size=bs)
+
+
+def _first_batch(config):
+  return next(make_batches(config, "train", train=False)(0))
+
+
+def _mean_metrics(eval_step, state, config) -> dict:
+  sums, count = {}, 0.0
+  for batch in _eval_batches(config, config.eval.split):
+    _, m = eval_step(state, batch)
+    w = float(np.sum(batch["valid"]))
+    for k, v in m.items():
+      sums[k] = sums.get(k, 0.0) + float(v) * w
+    count += w
+  return {k: v / max(count, 1.0) for k, v in sums.items()}
+
+
+def _loop_config(config) -> loop.LoopConfig:
+  return loop.LoopConfig(total_steps=config.steps, seed=config.seed, log_every=config.log_every,
+                         checkpoint_every=config.checkpoint_every, eval_every=config.eval.every,
+                         best_metric=config.eval.best_metric or None, progress=config.progress)
+
+
+# ------------------------------------------------------------------ stage 0
+# Pre-training of the affordance-aware point encoder (paper §3.2: frozen after
+# this). Labels come from the synthetic frames themselves: the object's
+# category and which of its 64 template points the person touches.
+
+
+def _point_batches(config, split: str, train: bool):
+  """Light batches of template points and labels (no image decoding)."""
+  src = _source(config, split)
+  n, bs, seed = len(src), config.batch_size, config.seed
+
+  def stream(start_step: int):
+    step = start_step
+    while True:
+      rows = []
+      for j in range(step * bs, step * bs + bs):
+        epoch, pos = divmod(j, n)
+        perm = np.random.default_rng([seed, epoch]).permutation(n) if train else np.arange(n)
+        rec = src[int(perm[pos])]
+        rows.append((np.asarray(rec["object_template"], np.float32), int(rec["object_id"]),
+                     np.asarray(rec["object_contact"], np.float32)))
+      yield {"points": np.stack([r[0] for r in rows]), "category": np.asarray([r[1] for r in rows], np.int32),
+             "affordance": np.stack([r[2] for r in rows])}
+      step += 1
+
+  return stream
+
+
+def _augment_points(points, rng):
+  """Random yaw, scale and jitter: objects appear in any heading and size."""
+  k1, k2, k3 = jax.random.split(rng, 3)
+  b = points.shape[0]
+  yaw = jax.random.uniform(k1, (b,), minval=-np.pi, maxval=np.pi)
+  c, s = jnp.cos(yaw), jnp.sin(yaw)
+  zero, one = jnp.zeros_like(c), jnp.ones_like(c)
+  rot = jnp.stack([jnp.stack([c, zero, s], -1), jnp.stack([zero, one, zero], -1),
+                   jnp.stack([-s, zero, c], -1)], -2)
+  scale = jax.random.uniform(k2, (b, 1, 1), minval=0.85, maxval=1.15)
+  jitter = 0.005 * jax.random.normal(k3, points.shape)
+  return jnp.einsum("bij,bnj->bni", rot, points) * scale + jitter
+
+
+def _pretrain_parts(config):
+  _, enc = build_networks(config)
+  tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
+
+  def init(rng, batch):
+    params = enc.init(rng, jnp.asarray(batch["points"]))["params"]
+    return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+
+  def loss(params, batch, points):
+    return pretrain_loss(params, points, batch["category"], batch["affordance"], encoder=enc)
+
+  def train_step(state, batch, rng):
+    points = _augment_points(batch["points"], rng)
+    (l, metrics), grads = jax.value_and_grad(loss, has_aux=True)(state["params"], batch, points)
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    return ({"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state,
+             "step": state["step"] + 1}, dict(metrics, loss=l))
+
+  eval_loss = jax.jit(lambda params, batch: loss(params, batch, batch["points"])[1])
+  return enc, init, train_step, eval_loss
+
+
+def train_point_encoder(config, workdir: str):
+  _, init, train_step, eval_loss = _pretrain_parts(config)
+  batch0 = next(_point_batches(config, "train", False)(0))
+
+  def eval_fn(state):
+    n = len(_source(config, config.eval.split))
+    batches = _point_batches(config, config.eval.split, False)(0)
+    ms = [eval_loss(state["params"], next(batches)) for _ in range(max(1, -(-min(n, config.eval.num_examples)
+                                                                            // config.batch_size)))]
+    return {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
+
+  return loop.run(workdir, _loop_config(config), init_state=lambda rng: init(rng, batch0),
+                  train_step=train_step, batches=_point_batches(config, "train", True), eval_fn=eval_fn,
+                  meta={"config": config.to_dict(), "stage": 0})
+
+
+def _encoder_variables(config, encoder, batch):
+  """The pre-trained point encoder from ``config.point_encoder_checkpoint`` (a stage-0 work dir)."""
+  path = config.get("point_encoder_checkpoint") or ""
+  if not path:
+    return None  # Randomly initialised, frozen: fine for smoke runs; results must say so.
+  _, init, _, _ = _pretrain_parts(config)
+  target = init(jax.random.key(0), {"points": np.asarray(batch["object_template"])})
+  state, _ = Checkpoints(os.path.join(path, "checkpoints")).restore(target)
+  return {"params": state["params"]}
+
+
+def train_stage1(config, workdir: str):
+  net, enc = build_networks(config)
+  sub = guidance_body(config)
+  tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
+  setup = steps.Stage1Setup(net, enc, tx, sub, losses.knn_edges(np.asarray(sub.v_template)))
+  batch0 = _first_batch(config)
+  enc_vars = _encoder_variables(config, enc, batch0)
+  eval_step = jax.jit(steps.make_stage1_eval(setup))
+  return loop.run(workdir, _loop_config(config),
+                  init_state=lambda rng: steps.stage1_init(setup, rng, batch0, enc_vars),
+                  train_step=steps.make_stage1_step(setup), batches=make_batches(config, "train", True),
+                  eval_fn=lambda s: _mean_metrics(eval_step, s, config),
+                  meta={"config": config.to_dict(), "stage": 1})
+
+
+def restore_stage1(config, setup1_net, enc, batch0):
+  """The trained stage-1 state from ``config.stage1_workdir`` (best if kept, else newest)."""
+  src = config.get("stage1_workdir") or ""
+  if not src:
+    raise ScoreHOIError("stage 2 needs --config.stage1_workdir=<the stage-1 run's work dir>.")
+  sub = guidance_body(config)
+  setup = steps.Stage1Setup(setup1_net, enc, steps.adam(1e-4), sub, losses.knn_edges(np.asarray(sub.v_template)))
+  target = steps.stage1_init(setup, jax.random.key(0), batch0, None)
+  ck = Checkpoints(os.path.join(src, "checkpoints"),
+                   best_metric=config.get("stage1_best_metric") or None)
+  state, _ = ck.restore(target, best=bool(config.get("stage1_best_metric")))
+  return state
+
+
+def train_stage2(config, workdir: str):
+  net, enc = build_networks(config)
+  batch0 = _first_batch(config)
+  s1 = restore_stage1(config, net, enc, batch0)
+  den = Denoiser(**_kw(config.model.denoiser))
+  tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
+  setup = steps.Stage2Setup(den, net, enc, tx, cosine_schedule(), ema_decay=config.optim.ema_decay,
+                            image_cond=config.model.image_cond)
+  stage1_vars = {"params": s1.params, "batch_stats": s1.batch_stats}
+  return loop.run(workdir, _loop_config(config),
+                  init_state=lambda rng: steps.stage2_init(setup, rng, batch0, stage1_vars, s1.frozen),
+                  train_step=steps.make_stage2_step(setup), batches=make_batches(config, "train", True),
+                  meta={"config": config.to_dict(), "stage": 2})
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+  """Run the configured stage in ``workdir`` (resuming if it has checkpoints)."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump(config.to_dict(), f, indent=1, default=str)
+  if config.stage == 0:
+    state, records = train_point_encoder(config, workdir)
+  elif config.stage == 1:
+    state, records = train_stage1(config, workdir)
+  elif config.stage == 2:
+    state, records = train_stage2(config, workdir)
+  else:
+    raise ScoreHOIError(f"config.stage must be 0 (point encoder), 1 or 2, got {config.stage}.")
+  loop.plot_metrics(workdir, os.path.join(workdir, "curves.png"))
+  return state, records
