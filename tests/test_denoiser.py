@@ -16,13 +16,7 @@ from scorehoi_jax.models.denoiser import (
 B = 3
 
 
-@pytest.fixture(autouse=True)
-def _fast_compile():
-  """These tests check values, not speed: skip XLA's slow optimisation passes."""
-  prev = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", prev)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _inputs(seed=0, t_img=16, c_img=32, c_geo=24):

@@ -21,13 +21,7 @@ A = cosine_schedule()
 HALF = 0.06  # Box half-size (m).
 
 
-@pytest.fixture(autouse=True)
-def _fast_compile():
-  """These tests check values, not speed: skip XLA's slow optimisation passes."""
-  prev = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", prev)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def box_sdf_grid(half=HALF, extent=0.2, res=33):

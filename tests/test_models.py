@@ -8,8 +8,7 @@ from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
 from scorehoi_jax.geometry.sampling import farthest_point_sampling
-from scorehoi_jax.models.contact_former import (ContactFormer, bilinear_sample, make_contact_fn,
-                                                project_to_pixels, sample_at_points)
+from scorehoi_jax.models.contact_former import ContactFormer, bilinear_sample, make_contact_fn, sample_at_points
 from scorehoi_jax.models.mesh_refiner import MeshRefiner, object_pose_from_points
 from scorehoi_jax.models.point_encoder import PointEncoder, farthest_point_indices, pretrain_loss
 from scorehoi_jax.models.regressor import IDENTITY_6D, Regressor
@@ -19,13 +18,7 @@ _TINY_PE = dict(num_centers=(16, 4), num_neighbors=(8, 4), sa_widths=((16,), (32
                 global_widths=(32,), token_dim=16, num_categories=5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compiles():
-  """Tiny modules: XLA's optimisations cost more compile time than they save here."""
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _finite(tree):

@@ -30,13 +30,7 @@ B = 4
 STATS = default_betas_stats()
 
 
-@pytest.fixture(autouse=True)
-def _fast_compile():
-  """These tests check values and tracing, not speed: skip XLA's slow optimisation passes."""
-  prev = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", prev)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 @functools.lru_cache(maxsize=1)

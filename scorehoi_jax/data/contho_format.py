@@ -17,14 +17,13 @@ GraphCMR downsampling, while ours lives on the body model's guidance vertices.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Callable, Iterator
 
 import numpy as np
 
 from scorehoi_jax.data import ground_truth as gt
-from scorehoi_jax.data.tfds_common import DatasetError
+from scorehoi_jax.data.tfds_common import DatasetError, read_json
 
 _REQUIRED = (("smpl_param", "pose"), ("smpl_param", "shape"), ("obj_param", "pose"), ("obj_param", "trans"),
              ("obj_param", "name"))
@@ -32,13 +31,7 @@ _REQUIRED = (("smpl_param", "pose"), ("smpl_param", "shape"), ("obj_param", "pos
 
 def read_annotations(path: str) -> list[tuple[dict, dict]]:
   """[(image entry, annotation entry)] of a COCO-style file, validated."""
-  if not os.path.exists(path):
-    raise DatasetError(f"{path}: annotation file not found.")
-  try:
-    with open(path) as f:
-      db = json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise DatasetError(f"{path}: malformed JSON ({e}).") from None
+  db = read_json(path, "annotation file")
   if not isinstance(db, dict) or "images" not in db or "annotations" not in db:
     raise DatasetError(f"{path}: expected a COCO-style object with 'images' and 'annotations'.")
   images = {}

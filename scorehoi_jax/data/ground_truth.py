@@ -11,7 +11,6 @@ stored as zeros.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import jax
@@ -20,7 +19,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from scorehoi_jax import body as body_lib
-from scorehoi_jax.data.tfds_common import NUM_TEMPLATE, DatasetError, contact_labels, template_points
+from scorehoi_jax.data.tfds_common import NUM_TEMPLATE, DatasetError, contact_labels, read_json, template_points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,13 +51,7 @@ def load_object_infos(info_path: str) -> dict[str, ObjectInfo]:
   Mesh paths may be absolute or relative to the json's folder. Objects are
   also reachable under their mesh file stem (CONTHO names objects by stem).
   """
-  if not os.path.exists(info_path):
-    raise DatasetError(f"{info_path}: object info file not found.")
-  try:
-    with open(info_path) as f:
-      info = json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise DatasetError(f"{info_path}: malformed JSON ({e}).") from None
+  info = read_json(info_path, "object info file")
   if not isinstance(info, dict) or not info:
     raise DatasetError(f"{info_path}: expected a non-empty JSON object name -> {{path, kps}}.")
   out = {}

@@ -25,7 +25,6 @@ crc32 of "<date>/<segment>/<sequence>" is divisible by 5, else ``train``.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import pickle
 import re
@@ -34,7 +33,7 @@ import zlib
 import numpy as np
 
 from scorehoi_jax.data import ground_truth as gt
-from scorehoi_jax.data.tfds_common import DatasetError, make_builder_class, prepare, template_points
+from scorehoi_jax.data.tfds_common import DatasetError, make_builder_class, prepare, read_json, template_points
 
 NAME = "imhd"
 IMAGE_PATTERN = "images/{date}/{segment}/{sequence}/{view}/{frame:06d}.jpg"
@@ -47,13 +46,7 @@ _GT_NAME = re.compile(r"gt_(\d+)_(\d+)_(\d+)\.pkl$")
 
 
 def _load_json(path: str) -> dict:
-  if not os.path.exists(path):
-    raise DatasetError(f"{path}: calibration file not found.")
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise DatasetError(f"{path}: malformed JSON ({e}).") from None
+  return read_json(path, "calibration file")
 
 
 def _per_view(data: dict, view: str, key: str, path: str):

@@ -87,6 +87,18 @@ def features_dict(extra: dict | None = None):
 # Codecs.
 # ------------------------------------------------------------------------------------------------
 
+def read_json(path: str, what: str):
+  """A JSON file's content; a missing or malformed file is a DatasetError naming it."""
+  import json
+  if not os.path.exists(path):
+    raise DatasetError(f"{path}: {what} not found.")
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise DatasetError(f"{path}: malformed JSON ({e}).") from None
+
+
 def encode_image(image: np.ndarray, fmt: str = "JPEG", quality: int = 92) -> bytes:
   from PIL import Image
   buf = io.BytesIO()
