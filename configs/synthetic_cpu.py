@@ -31,11 +31,11 @@ def get_config(arg="stage1"):
     c.optim.update(dict(learning_rate=1e-3, b1=0.9))
     c.eval.best_metric = "val/ce"
   elif c.stage == 1:
-    c.steps, c.eval.every, c.checkpoint_every = 500, 100, 100
+    c.steps, c.eval.every, c.checkpoint_every = 400, 100, 100
     c.optim.learning_rate = 3e-4
     c.eval.best_metric = "val/loss"
   else:
-    c.steps, c.eval.every, c.checkpoint_every = 500, 500, 100
+    c.steps, c.eval.every, c.checkpoint_every = 300, 300, 100
     c.optim.update(dict(learning_rate=3e-4, b1=0.9, ema_decay=0.99))
     c.stage1_best_metric = "val/loss"
   return c

@@ -60,7 +60,8 @@ def test_stage1_trains_logs_and_checkpoints(stage1_dir):
   train = [r for r in recs if "loss" in r]
   assert [r["step"] for r in train] == [0, 1, 2]
   assert all(np.isfinite(r["loss"]) for r in train)
-  assert any("val/loss" in r for r in recs)  # Validated at the end.
+  val = [r for r in recs if "val/loss" in r]  # Validated at the end, with the field's metrics too.
+  assert val and all(np.isfinite(val[-1][k]) for k in ("val/cd_human_cm", "val/cd_object_cm", "val/contact_f1"))
   assert os.path.exists(os.path.join(stage1_dir, "curves.png"))
   with open(os.path.join(stage1_dir, "config.json")) as f:
     assert json.load(f)["stage"] == 1
@@ -89,3 +90,19 @@ def test_stage2_without_stage1_is_a_clear_error(data_dir, tmp_path):
 def test_cli_rejects_unknown_override(capsys):
   assert cli.main(["train", "--config", "configs/tiny.py", "--workdir", "/tmp/x", "--config.nope=1"]) == 2
   assert "no config field 'nope'" in capsys.readouterr().err
+
+
+def test_point_chamfer_after_procrustes_matches_reference():
+  from scipy.spatial import cKDTree
+  from scipy.spatial.transform import Rotation
+
+  from scorehoi_jax.train.run import _point_cd_cm
+  rng = np.random.default_rng(0)
+  h, o = rng.normal(size=(431, 3)) * 0.3, rng.normal(size=(64, 3)) * 0.1 + 0.4
+  r = Rotation.random(random_state=1).as_matrix()
+  sim = lambda x: 1.3 * x @ r.T + [0.2, -0.1, 2.0]
+  np.testing.assert_allclose(_point_cd_cm(sim(h), sim(o), h, o), (0.0, 0.0), atol=1e-3)  # Similarity removed.
+  noisy = h + rng.normal(size=h.shape) * 0.01
+  # Noise this small barely moves the joint fit: compare with a plain two-way NN reference.
+  ref = 100 * (cKDTree(h).query(noisy)[0].mean() + cKDTree(noisy).query(h)[0].mean())
+  assert abs(_point_cd_cm(noisy, o, h, o)[0] - ref) < 0.1 * ref
