@@ -43,6 +43,23 @@ def _batches(start):
     step += 1
 
 
+def _tb_scalars(folder, tag):
+  """Values of one scalar tag from TFRecord-framed event files (length, crc, data, crc)."""
+  import struct
+
+  from tensorboardX.proto import event_pb2
+  values = []
+  for name in sorted(os.listdir(folder)):
+    data = (folder / name).read_bytes()
+    pos = 0
+    while pos < len(data):
+      (n,) = struct.unpack("<Q", data[pos:pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + n])
+      pos += 12 + n + 4
+      values += [v.simple_value for v in event.summary.value if v.tag == tag]
+  return values
+
+
 def _cfg(total, **kw):
   return loop.LoopConfig(total_steps=total, log_every=1, checkpoint_every=2, progress=False, **kw)
 
@@ -52,6 +69,8 @@ def test_loss_decreases_and_metrics_logged(tmp_path):
   losses = [r["loss"] for r in recs if "loss" in r]
   assert losses[-1] < 0.2 * losses[0]
   assert len(loop.read_metrics(str(tmp_path))) == len(recs)
+  # The same scalars reach TensorBoard's event files (read back record by record).
+  assert _tb_scalars(tmp_path / "tb", "loss") == pytest.approx(losses, rel=1e-6)
   loop.plot_metrics(str(tmp_path), str(tmp_path / "curves.png"))
   assert os.path.getsize(tmp_path / "curves.png") > 1000
 

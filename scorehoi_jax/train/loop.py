@@ -45,9 +45,23 @@ def _host_metrics(metrics) -> dict[str, float]:
   return {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items()}
 
 
-def _append_jsonl(path: str, record: dict):
-  with open(path, "a") as f:
-    f.write(json.dumps(record) + "\n")
+class _Writer:
+  """metrics.jsonl (always) and TensorBoard event files under workdir/tb (tensorboardX)."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    from tensorboardX import SummaryWriter
+    self.tb = SummaryWriter(os.path.join(workdir, "tb"))
+
+  def write(self, record: dict):
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+    for k, v in record.items():
+      if k != "step":
+        self.tb.add_scalar(k, v, record["step"])
+
+  def close(self):
+    self.tb.close()
 
 
 def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any],
@@ -78,7 +92,7 @@ def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any]
     state = sharding.replicate(state, mesh)
     start = int(saved_meta["step"]) + 1
     print(f"resuming from {ckpts.directory}/{saved_meta['step']} (step {start} of {cfg.total_steps})")
-  log_path = os.path.join(workdir, "metrics.jsonl")
+  writer = _Writer(workdir)
 
   step_fn = jax.jit(train_step, in_shardings=(repl, data, repl), out_shardings=(repl, repl),
                     donate_argnums=(0,))
@@ -108,7 +122,7 @@ def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any]
       rec = dict(step=step, **_host_metrics(metrics), examples_per_s=n_examples / max(now - t_last, 1e-9))
       t_last, n_examples = now, 0
       records.append(rec)
-      _append_jsonl(log_path, rec)
+      writer.write(rec)
       if bar is not None:
         bar.set_postfix(loss=f"{loss:.4g}", ex_s=f"{rec['examples_per_s']:.1f}")
     val = None
@@ -116,13 +130,14 @@ def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any]
       val = {f"val/{k}": float(v) for k, v in eval_fn(state).items()}
       rec = dict(step=step, **val)
       records.append(rec)
-      _append_jsonl(log_path, rec)
+      writer.write(rec)
     if (step + 1) % cfg.checkpoint_every == 0 or last or val is not None:
       save(step, val)
     if bar is not None:
       bar.update(1)
   if bar is not None:
     bar.close()
+  writer.close()
   ckpts.close()
   return state, records
 
