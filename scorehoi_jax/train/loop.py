@@ -158,12 +158,16 @@ def plot_metrics(workdir: str, out_png: str, keys: tuple[str, ...] | None = None
 
   recs = read_metrics(workdir)
   keys = keys or tuple(sorted({k for r in recs for k in r if k not in ("step", "examples_per_s")}))
-  fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
-  for ax, k in zip(axes[0], keys):
+  cols = min(len(keys), 6)
+  rows = -(-len(keys) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+  for ax in axes.flat[len(keys):]:
+    ax.axis("off")
+  for ax, k in zip(axes.flat, keys):
     pts = [(r["step"], r[k]) for r in recs if k in r]
     if pts:
       ax.plot(*zip(*pts), marker="." if k.startswith("val/") else None)
-    ax.set_title(k)
+    ax.set_title(k, fontsize=9)
     ax.set_xlabel("step")
     if k == "loss" or k.endswith("loss"):
       ax.set_yscale("log")
