@@ -191,3 +191,32 @@ def test_proximity_stand_in():
   np.testing.assert_allclose(p_h[0], [sig((0.05 - 0.03) / 0.01), sig((0.05 - np.sqrt(0.01 + 0.03**2)) / 0.01)], rtol=1e-4)
   np.testing.assert_allclose(p_o[0], [sig(2.0), sig((0.05 - 0.5) / 0.01)], rtol=1e-4, atol=1e-12)
   np.testing.assert_allclose(p_of[0], [sig((0.05 - 0.5) / 0.01), sig(5.0)], rtol=1e-4, atol=1e-12)
+
+
+def test_learned_contact_former_drives_refine_each_round():
+  """The ContactFormer (models) plugs into refine's contact_fn slot and is re-run every round."""
+  from scorehoi_jax.models.contact_former import ContactFormer, make_contact_fn
+
+  _, sub, _ = _bodies()
+  inp = _inputs(3)
+  rng = np.random.default_rng(4)
+  aux = {"feature_map": jnp.asarray(rng.normal(size=(B, 4, 4, 8)), jnp.float32),
+         "cam_trans": jnp.asarray([[0.0, 0.0, 3.0]] * B, jnp.float32),
+         "focal": jnp.full((B, 2), 500.0, jnp.float32), "princpt": jnp.full((B, 2), 64.0, jnp.float32),
+         "image_size": 128}
+  cf = ContactFormer(dim=16, num_layers=1, num_heads=2)
+  dec = decode_x(inp.x_init, sub, inp.objects.template, STATS)
+  params = cf.init(jax.random.key(0), aux["feature_map"], dec.human_points, dec.object_points, aux["cam_trans"],
+                   aux["focal"], aux["princpt"], aux["image_size"])
+  contact_fn = make_contact_fn(cf, params)
+  den = _small_denoiser()
+  fn = make_refine_fn(den, contact_fn, RefineSettings(num_rounds=2, tau=4, dt=2, cdir=True))
+  params = init_params_numpy(den, 0, inp.x_init, jnp.zeros((B,), jnp.int32), inp.c_img, inp.c_geo)
+  out = fn(params, dataclasses.replace(inp, aux=aux), sub, STATS, GuidanceWeights())
+  p_h, p_o, p_of = out.contacts
+  assert p_h.shape == (2, B, sub.num_vertices) and p_o.shape == (2, B, 64) and p_of.shape == (2, B, 64)
+  assert np.all(np.isfinite(np.asarray(out.x0)))
+  # Round 0 sees the initial estimate; round 1 re-predicts from the refined one (CDIR).
+  ref0 = contact_fn(dec.human_points, dec.object_points, aux)[0]
+  np.testing.assert_allclose(p_h[0], ref0, rtol=1e-4, atol=1e-5)
+  assert not np.allclose(p_h[0], p_h[1])
