@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scorehoi_jax import body
+from results_io import write_markdown  # noqa: E402  (experiments/ is the script's folder)
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -123,9 +124,7 @@ def main():
   for name, impl, b, t_fwd, t_grad, nv, comp in rows:
     lines.append(f"| {name} | {impl} | {b} | {t_fwd * 1e3:.2f} | {b / t_fwd:.0f} | {b * nv / t_fwd / 1e6:.1f} "
                  f"| {t_grad * 1e3:.2f} | {b / t_grad:.0f} | {comp} |")
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with open(args.out, "w") as f:
-    f.write("\n".join(lines) + "\n")
+  write_markdown(args.out, lines)
   print(f"wrote {args.out}")
 
 

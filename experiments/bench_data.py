@@ -34,6 +34,7 @@ from scorehoi_jax.data import pipeline as pl  # noqa: E402
 from scorehoi_jax.data import tfds_common  # noqa: E402
 from scorehoi_jax.objects import get_object  # noqa: E402
 from scorehoi_jax.render import Camera, Mesh, available_backends, backend_info, render  # noqa: E402
+from results_io import write_markdown  # noqa: E402  (experiments/ is the script's folder)
 
 
 def _scene(res: int, rng):
@@ -145,9 +146,7 @@ def main():
     print(lines[-1], flush=True)
   lines += ["", "Background of the benchmark frames: uniform noise in [0.4, 0.7] (JPEG-unfriendly, so sizes are an "
             "upper bound for smooth procedural backgrounds)."]
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with open(args.out, "w") as f:
-    f.write("\n".join(lines) + "\n")
+  write_markdown(args.out, lines)
   print(f"wrote {args.out}")
 
 

@@ -36,6 +36,7 @@ from scorehoi_jax.geometry import nearest_distances, pairwise_sq_distances, sdf_
 from scorehoi_jax.geometry.rotations import axis_angle_to_matrix
 from scorehoi_jax.objects import build_procedural, get_object, object_sdf, stack_geometries
 from scorehoi_jax.objects.sdf_build import build_sdf_grid, signed_distance
+from results_io import write_markdown  # noqa: E402  (experiments/ is the script's folder)
 
 
 READING = """## Reading
@@ -211,9 +212,7 @@ def main():
     bench_chamfer(8, lines, reps)
   if not args.quick:
     lines.append(READING)
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with open(args.out, "w") as f:
-    f.write("\n".join(lines) + "\n")
+  write_markdown(args.out, lines)
   print(f"wrote {args.out}")
 
 

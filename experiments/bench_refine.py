@@ -39,6 +39,7 @@ from scorehoi_jax.diffusion.xpack import decode_x, pack_x_from_matrices  # noqa:
 from scorehoi_jax.geometry import SDFGrid, axis_angle_to_matrix, grid_points  # noqa: E402
 from scorehoi_jax.models.denoiser import compat_denoiser, count_params, init_params_numpy  # noqa: E402
 from scorehoi_jax.objects.geometry import ObjectGeometry  # noqa: E402
+from results_io import write_markdown  # noqa: E402  (experiments/ is the script's folder)
 
 SETTINGS = {"paper": dict(num_rounds=10, tau=50, dt=2), "released": dict(num_rounds=20, tau=50, dt=5)}
 # Released PyTorch refinement, random weights, SMPL-H-sized body, 2 CPU threads (brief / notes §10.2).
@@ -328,9 +329,7 @@ def write_report(out, args, cfg, dev, kind, results, rows, total_b, bb, first, c
   L_.append("|---|---|")
   for q, v in RELEASED:
     L_.append(f"| {q} | {v} |")
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  with open(out, "w") as f:
-    f.write("\n".join(L_) + "\n")
+  write_markdown(out, L_)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from scorehoi_jax.models.regressor import Regressor  # noqa: E402
 from scorehoi_jax.models.resnet import ResNet  # noqa: E402
 from scorehoi_jax.train import losses, steps  # noqa: E402
 from test_train_steps import tiny_batch, tiny_setups  # noqa: E402
+from results_io import write_markdown  # noqa: E402  (experiments/ is the script's folder)
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "training.md")
 
@@ -120,9 +121,7 @@ def main():
   rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   lines += ["", "Parameter counts:", "", "| size | parts | total |", "|---|---|---|"] + count_lines
   lines += ["", f"Peak host RSS of the whole benchmark process: {rss:.0f} MiB."]
-  os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-  with open(RESULTS, "w") as f:
-    f.write("\n".join(lines) + "\n")
+  write_markdown(RESULTS, lines)
   print("\n".join(lines))
 
 
