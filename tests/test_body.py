@@ -45,6 +45,20 @@ def _random_pose(n, seed, scale=0.4):
   return aa, Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix().reshape(n, 52, 3, 3)
 
 
+def _smplx_forward(arrays, aa, betas, flat_hand_mean: bool):
+  """The reference: smplx.SMPLH (float64, full hand pose) on the same arrays; skips if not installed."""
+  torch = pytest.importorskip("torch")
+  smplx = pytest.importorskip("smplx")
+  layer = smplx.SMPLH(model_path=None, data_struct=types.SimpleNamespace(**arrays), use_pca=False,
+                      flat_hand_mean=flat_hand_mean, num_betas=betas.shape[1], dtype=torch.float64,
+                      create_transl=False)
+  n = len(aa)
+  t = lambda x: torch.tensor(x, dtype=torch.float64)
+  return layer(global_orient=t(aa[:, 0]), body_pose=t(aa[:, 1:22].reshape(n, -1)),
+               left_hand_pose=t(aa[:, 22:37].reshape(n, -1)), right_hand_pose=t(aa[:, 37:].reshape(n, -1)),
+               betas=t(betas))
+
+
 @pytest.fixture(scope="module")
 def smplh_arrays():
   return body.random_smplh_arrays(seed=0)
@@ -61,17 +75,9 @@ def test_forward_matches_numpy_lbs_on_smplh_sized_model(smplh_arrays):
 
 
 def test_forward_matches_smplx(smplh_arrays):
-  torch = pytest.importorskip("torch")
-  smplx = pytest.importorskip("smplx")
-  st = types.SimpleNamespace(**smplh_arrays)
-  layer = smplx.SMPLH(model_path=None, data_struct=st, use_pca=False, flat_hand_mean=True, num_betas=10,
-                      dtype=torch.float64, create_transl=False)
   aa, rot = _random_pose(4, seed=3)
   betas = np.random.default_rng(4).normal(size=(4, 10))
-  t = lambda x: torch.tensor(x)
-  ref = layer(global_orient=t(aa[:, 0]), body_pose=t(aa[:, 1:22].reshape(4, -1)),
-              left_hand_pose=t(aa[:, 22:37].reshape(4, -1)), right_hand_pose=t(aa[:, 37:].reshape(4, -1)),
-              betas=t(betas))
+  ref = _smplx_forward(smplh_arrays, aa, betas, flat_hand_mean=True)
   # float32 here (the suite runs without x64); the issue's bound is 1e-5 m.
   model = body.from_arrays(smplh_arrays)
   out = body.body_forward(model, jnp.asarray(rot, jnp.float32), jnp.asarray(betas, jnp.float32))
@@ -80,16 +86,8 @@ def test_forward_matches_smplx(smplh_arrays):
 
 
 def test_hand_mean_helper_matches_smplx_default_semantics(smplh_arrays):
-  torch = pytest.importorskip("torch")
-  smplx = pytest.importorskip("smplx")
-  st = types.SimpleNamespace(**smplh_arrays)
-  layer = smplx.SMPLH(model_path=None, data_struct=st, use_pca=False, flat_hand_mean=False, num_betas=10,
-                      dtype=torch.float64, create_transl=False)
-  aa, rot = _random_pose(2, seed=5, scale=0.2)
-  t = lambda x: torch.tensor(x)
-  ref = layer(global_orient=t(aa[:, 0]), body_pose=t(aa[:, 1:22].reshape(2, -1)),
-              left_hand_pose=t(aa[:, 22:37].reshape(2, -1)), right_hand_pose=t(aa[:, 37:].reshape(2, -1)),
-              betas=torch.zeros(2, 10, dtype=torch.float64))
+  aa, _ = _random_pose(2, seed=5, scale=0.2)
+  ref = _smplx_forward(smplh_arrays, aa, np.zeros((2, 10)), flat_hand_mean=False)
   model = body.from_arrays(smplh_arrays)
   r = body.add_hand_mean(model, jnp.asarray(axis_angle_to_matrix(jnp.asarray(aa, jnp.float32))))
   out = body.body_forward(model, r, jnp.zeros((2, 10)))

@@ -61,6 +61,24 @@ def _source(config, split: str):
   return data_source(config.data.dir, config.data.name, split)
 
 
+def example_order(n: int, batch_size: int, seed: int, train: bool):
+  """step -> [(epoch, index)] of that batch's examples: a fresh permutation per epoch
+  (identity when not training), a function of (seed, step) only, so resumed runs see
+  the same batches. Permutations are cached per epoch (one per n examples, not per example)."""
+  perms: dict = {}
+
+  def perm(epoch):
+    if epoch not in perms:
+      perms.clear()  # Batches move forward: at most the current and the next epoch matter.
+      perms[epoch] = np.random.default_rng([seed, epoch]).permutation(n) if train else np.arange(n)
+    return perms[epoch]
+
+  def order(step: int):
+    return [(e, int(perm(e)[p])) for e, p in (divmod(j, n) for j in range(step * batch_size, (step + 1) * batch_size))]
+
+  return order
+
+
 def make_batches(config, split: str, train: bool):
   """start_step -> iterator over host batches; batch k depends only on (seed, k)."""
   src = _source(config, split)
@@ -75,15 +93,10 @@ def make_batches(config, split: str, train: bool):
     return ex
 
   def stream(start_step: int):
+    order = example_order(n, bs, seed, train)
     step = start_step
     while True:
-      first = step * bs
-      idx = []
-      for j in range(first, first + bs):
-        epoch, pos = divmod(j, n)
-        perm = np.random.default_rng([seed, epoch]).permutation(n) if train else np.arange(n)
-        idx.append((epoch, perm[pos]))
-      yield pipeline.stack([example(e, i) for e, i in idx])
+      yield pipeline.stack([example(e, i) for e, i in order(step)])
       step += 1
 
   return lambda start: pipeline.prefetch(stream(start), buffer_size=2)
@@ -162,13 +175,12 @@ def _point_batches(config, split: str, train: bool):
   n, bs, seed = len(src), config.batch_size, config.seed
 
   def stream(start_step: int):
+    order = example_order(n, bs, seed, train)
     step = start_step
     while True:
       rows = []
-      for j in range(step * bs, step * bs + bs):
-        epoch, pos = divmod(j, n)
-        perm = np.random.default_rng([seed, epoch]).permutation(n) if train else np.arange(n)
-        rec = src[int(perm[pos])]
+      for _, i in order(step):
+        rec = src[i]
         rows.append((np.asarray(rec["object_template"], np.float32), int(rec["object_id"]),
                      np.asarray(rec["object_contact"], np.float32)))
       yield {"points": np.stack([r[0] for r in rows]), "category": np.asarray([r[1] for r in rows], np.int32),
