@@ -8,6 +8,10 @@ Two stages, each resumable on its own:
      was interrupted, the shards stay).
 The train and test splits use disjoint object instances and body shapes
 (SyntheticConfig.split) and their own frame-seed streams.
+
+With ``beam=True`` both stages become one Apache Beam pipeline instead
+(synthetic_beam.py: frames are generated inside the pipeline, no raw shards,
+no process pool), for datasets that outgrow one machine.
 """
 
 from __future__ import annotations
@@ -35,25 +39,48 @@ def raw_dir(out_dir: str) -> str:
   return os.path.join(out_dir, "raw")
 
 
+def frame_record(frame: dict, split: str, names: list[str]) -> dict:
+  """A generated frame -> the record the builder stores, or ``{"skip": reason}``."""
+  if not frame["human_mask"].any() or not frame["object_mask"].any():
+    return {"skip": "empty_mask"}  # The pipeline needs both masks to crop.
+  rec = dict(frame)
+  rec["frame_id"] = f"{split}-{int(frame['seed']):010d}"
+  rec["object_id"] = names.index(frame["object_name"]) if frame["object_name"] in names else -1
+  return rec
+
+
 def _records(raw: str, split: str):
   from scorehoi_jax.objects import list_objects
   names = list_objects()
   for frame in iter_frames(raw, split):
-    if not frame["human_mask"].any() or not frame["object_mask"].any():
-      yield {"skip": "empty_mask"}  # The pipeline needs both masks to crop.
-      continue
-    rec = dict(frame)
-    rec["frame_id"] = f"{split}-{int(frame['seed']):010d}"
-    rec["object_id"] = names.index(frame["object_name"]) if frame["object_name"] in names else -1
-    yield rec
+    yield frame_record(frame, split, names)
+
+
+def split_plan(num: int, seed: int, test_fraction: float) -> list[tuple[str, int, int]]:
+  """(split, number of frames, split seed) of the non-empty splits; frame i's seed is
+  ``frame_seed(split seed, i)``. Shared by the process-pool and the Beam paths."""
+  if num < 1:
+    raise ScoreHOIError(f"--num must be at least 1, got {num}.")
+  if not 0.0 <= test_fraction < 1.0:
+    raise ScoreHOIError(f"--test-fraction must be in [0, 1), got {test_fraction}.")
+  num_test = int(round(num * test_fraction)) if num > 1 else 0
+  plan = (("train", num - num_test, seed), ("test", num_test, seed + _TEST_SEED_OFFSET))
+  return [p for p in plan if p[1]]
 
 
 class SyntheticHoi(make_builder_class(NAME, EXTRA_FEATURES, description=(
     "Synthetic human-object interactions: the embedded open body model posed with procedural "
     "objects by scorehoi_jax.data.synthetic, rendered with masks and exact contact labels."))):
-  """Reads the raw shards written by ``generate``; reader argument: raw (folder)."""
+  """Reads the raw shards written by ``generate``; reader argument: raw (folder).
+
+  In Beam mode (reader argument ``beam_plan``, see synthetic_beam.py) it
+  generates the frames inside the pipeline instead.
+  """
 
   def _split_generators(self, dl_manager):
+    if self.reader_kwargs.get("beam_plan") is not None:
+      from scorehoi_jax.data import synthetic_beam
+      return synthetic_beam.split_transforms(self)
     raw = self.reader_kwargs.get("raw")
     if not raw or not os.path.isdir(raw):
       raise DatasetError(f"{raw}: no raw synthetic shards folder.")
@@ -61,19 +88,30 @@ class SyntheticHoi(make_builder_class(NAME, EXTRA_FEATURES, description=(
               if any(p.startswith(f"{NAME}-{s}.npz-") for p in os.listdir(raw))]
     return {s: self._generate_examples(s, _records(raw, s)) for s in splits}
 
+  def _process_pipeline_result(self, pipeline_result):
+    # Only called in Beam mode: the written/skipped counts live in Beam counters.
+    from scorehoi_jax.data import synthetic_beam
+    synthetic_beam.record_counts(self, pipeline_result)
+
 
 def prepare_synthetic(out_dir: str, num: int, seed: int = 0, resolution: int = 256, workers: int = 2,
-                      test_fraction: float = 0.1, progress: bool = True, config: SyntheticConfig | None = None):
-  """Generate ``num`` frames (train + test) and build the TFDS dataset in ``out_dir``."""
-  if num < 1:
-    raise ScoreHOIError(f"--num must be at least 1, got {num}.")
-  if not 0.0 <= test_fraction < 1.0:
-    raise ScoreHOIError(f"--test-fraction must be in [0, 1), got {test_fraction}.")
-  num_test = int(round(num * test_fraction)) if num > 1 else 0
+                      test_fraction: float = 0.1, progress: bool = True, config: SyntheticConfig | None = None,
+                      beam: bool = False, beam_runner: str = "DirectRunner", beam_options: str | None = None):
+  """Generate ``num`` frames (train + test) and build the TFDS dataset in ``out_dir``.
+
+  ``beam=True`` runs generation and encoding as one Apache Beam pipeline on
+  ``beam_runner`` with ``beam_options`` (a command-line string of Beam
+  pipeline options; see synthetic_beam.py); ``workers`` is then unused.
+  """
+  plan = split_plan(num, seed, test_fraction)
   base = config or SyntheticConfig(resolution=resolution)
+  if beam:
+    from scorehoi_jax.data import synthetic_beam
+    return synthetic_beam.prepare_synthetic_beam(
+        out_dir, plan, dataclasses.replace(base, resolution=resolution), num=num, seed=seed,
+        test_fraction=test_fraction, runner=beam_runner, options=beam_options)
   raw = raw_dir(out_dir)
-  for split, n, split_seed in (("train", num - num_test, seed), ("test", num_test, seed + _TEST_SEED_OFFSET)):
-    if n:
-      generate(n, split_seed, raw, workers=workers, resolution=resolution, progress=progress,
-               config=dataclasses.replace(base, split=split, resolution=resolution))
+  for split, n, split_seed in plan:
+    generate(n, split_seed, raw, workers=workers, resolution=resolution, progress=progress,
+             config=dataclasses.replace(base, split=split, resolution=resolution))
   return prepare(SyntheticHoi(data_dir=out_dir, raw=raw))

@@ -239,9 +239,13 @@ def make_builder_class(name: str, extra_features: dict | None = None, descriptio
   return _Base
 
 
-def prepare(builder) -> dict:
-  """Run a builder; returns {'written': {...}, 'skipped': {...}} per split."""
-  builder.download_and_prepare()
+def prepare(builder, **prepare_kwargs) -> dict:
+  """Run a builder; returns {'written': {...}, 'skipped': {...}} per split.
+
+  ``prepare_kwargs`` go to ``download_and_prepare`` (e.g. a DownloadConfig
+  with a Beam runner).
+  """
+  builder.download_and_prepare(**prepare_kwargs)
   if getattr(builder, "written", None):
     return {"written": dict(builder.written), "skipped": dict(builder.skipped)}
   # Already prepared earlier (TFDS skips generation): report the stored counts.
