@@ -29,6 +29,7 @@ def atomic_output_dir(path: str, overwrite: bool = False):
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+  os.chmod(tmp, 0o755)  # mkdtemp makes it private; a result folder is an ordinary folder.
   if os.path.exists(path):
     shutil.rmtree(path)
   os.replace(tmp, path)

@@ -73,12 +73,58 @@ def test_stage1_resumes_from_its_checkpoint(stage1_dir, data_dir):
   assert [r["step"] for r in records if "loss" in r] == [3]  # Only the new step ran.
 
 
-def test_stage2_trains_on_frozen_stage1(stage1_dir, data_dir, tmp_path):
-  work = str(tmp_path / "s2")
+@pytest.fixture(scope="module")
+def stage2_dir(stage1_dir, data_dir, tmp_path_factory):
+  work = str(tmp_path_factory.mktemp("s2"))
   assert cli.main(["train", "--config", "configs/tiny.py:stage2", "--workdir", work,
                    f"--config.data.dir={data_dir}", f"--config.stage1_workdir={stage1_dir}"]) == 0
-  train = [r for r in loop.read_metrics(work) if "loss" in r]
+  return work
+
+
+def test_stage2_trains_on_frozen_stage1(stage2_dir):
+  train = [r for r in loop.read_metrics(stage2_dir) if "loss" in r]
   assert len(train) == 3 and all(np.isfinite(r["loss"]) for r in train)
+
+
+def test_exported_model_reproduces_the_stage1_forward(stage1_dir, stage2_dir, data_dir, tmp_path):
+  """export → load → Reconstructor without diffusion = stage 1's own HOINet forward (regressor, CRFormer)."""
+  import dataclasses
+
+  import jax
+
+  from scorehoi_jax.data.tfds_common import data_source, decode_record
+  from scorehoi_jax.diffusion.xpack import default_betas_stats, pack_x
+  from scorehoi_jax.model_store import load_model
+  from scorehoi_jax.objects import get_object, stack_geometries
+  from scorehoi_jax.reconstruct import Reconstructor, default_refine_config, refine_settings
+  from scorehoi_jax.train import losses, run, steps
+
+  model_dir = str(tmp_path / "model")
+  assert cli.main(["export", "--run", stage2_dir, "--out", model_dir, "--dtype", "float32"]) == 0
+  model = load_model(model_dir)
+  cfg = load_config("configs/tiny.py:stage2", [f"--config.data.dir={data_dir}",
+                                                f"--config.stage1_workdir={stage1_dir}"])
+  net, enc = run.build_networks(cfg)
+  batch = run._first_batch(cfg)  # Records 0, 1 of train, unaugmented.
+  s1 = run.restore_stage1(cfg, net, enc, batch)
+  sub = run.guidance_body(cfg)
+  setup = steps.Stage1Setup(net, enc, steps.adam(), sub, losses.knn_edges(np.asarray(sub.v_template)))
+  ref, _ = setup.forward(s1.params, s1.batch_stats, s1.frozen, batch, train=False)
+
+  rcfg = default_refine_config()
+  rec = Reconstructor(model, rcfg, settings=dataclasses.replace(refine_settings(rcfg), use_diffusion=False))
+  src = data_source(data_dir, "synthetic_hoi", "train")
+  recs = [decode_record(src[i]) for i in range(2)]
+  objects = stack_geometries([get_object(r["object_name"], seed=int(r["object_seed"]), sdf_resolution=16).geometry()
+                              for r in recs])
+  out = jax.device_get(rec(batch, objects))
+  x_ref = pack_x(ref["pose6d"], ref["obj_rot6d"], ref["obj_trans"], ref["betas"], default_betas_stats())
+  np.testing.assert_allclose(out.x_regressor, x_ref, atol=1e-5)
+  np.testing.assert_array_equal(out.x_refined, out.x_regressor)
+  np.testing.assert_allclose(out.cam_trans, ref["cam_trans"], atol=1e-5)
+  np.testing.assert_allclose(out.final_human_points, ref["refined_human_points"], atol=1e-4)
+  np.testing.assert_allclose(out.final_obj_rotmat, ref["refined_obj_rotmat"], atol=1e-4)
+  np.testing.assert_allclose(out.contacts[0], ref["p_h"], atol=1e-5)
 
 
 def test_stage2_without_stage1_is_a_clear_error(data_dir, tmp_path):

@@ -90,6 +90,7 @@ class RefineOutput(NamedTuple):
   contacts: tuple  # (p_h [R, B, Nh], p_o [R, B, K], p_of [R, B, K]) used in each round.
   losses: LossTerms  # Each [R + 1, B]: at x_init (row 0) and after each round, with that round's masks.
   step_losses: jnp.ndarray  # [R, S, B] guidance loss at x̂0 of every sampling step.
+  x_rounds: jnp.ndarray  # [R, B, 331] x_0^n after each round n = 1 … N (x0 is the last).
 
 
 def masks_from_probs(probs, settings: RefineSettings):
@@ -150,7 +151,7 @@ def refine(params, inputs: RefineInputs, body_model: BodyModel, stats: BetasStat
     init_terms, dec = terms_at(x_init, masks_from_probs(probs, settings))
     one = jax.tree_util.tree_map(lambda v: v[None], init_terms)
     return RefineOutput(x_init, dec, tuple(p[None] for p in probs), one,
-                        jnp.zeros((0, 0, x_init.shape[0]), x_init.dtype))
+                        jnp.zeros((0, 0, x_init.shape[0]), x_init.dtype), jnp.zeros((0,) + x_init.shape, x_init.dtype))
 
   cond = denoiser.apply(params, inputs.c_img, inputs.c_geo, method="encode")
   eps_fn = lambda x, t: denoiser.apply(params, x, t, cond, method="denoise")
@@ -170,14 +171,14 @@ def refine(params, inputs: RefineInputs, body_model: BodyModel, stats: BetasStat
                                   schedule=settings.schedule, grad_mode=settings.grad_mode,
                                   grad_clip=weights.grad_clip, return_aux=True)
     terms, _ = terms_at(x_new, masks)
-    return (x_new, aux.x_latent), (probs, terms, aux.loss)
+    return (x_new, aux.x_latent), (probs, terms, aux.loss, x_new)
 
-  (x_final, _), (probs, terms, step_losses) = jax.lax.scan(
+  (x_final, _), (probs, terms, step_losses, x_rounds) = jax.lax.scan(
       round_fn, (x_init, x_init), None, length=settings.num_rounds)
   init_terms, _ = terms_at(x_init, masks_from_probs(tuple(p[0] for p in probs), settings))
   losses = jax.tree_util.tree_map(lambda i, r: jnp.concatenate([i[None], r], 0), init_terms, terms)
   dec = decode_x(x_final, body_model, inputs.objects.template, stats, settings.hand_mean)
-  return RefineOutput(x_final, dec, tuple(probs), losses, step_losses)
+  return RefineOutput(x_final, dec, tuple(probs), losses, step_losses, x_rounds)
 
 
 def make_refine_fn(denoiser, contact_fn: ContactFn, settings: RefineSettings, alphas_cumprod=None):

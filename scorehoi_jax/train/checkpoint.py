@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from scorehoi_jax.errors import ScoreHOIError
@@ -87,6 +88,26 @@ class Checkpoints:
                             f"({type(e).__name__}: {msg[:300]}). Is it corrupt, or from a different "
                             "model/config?") from None
     return out["state"], out["meta"]
+
+  def restore_raw(self, step: int | None = None, best: bool = False):
+    """(state as nested dicts of NumPy arrays, meta) without a target structure.
+
+    For export and inspection: no model needs to be built. step=None: the
+    newest checkpoint (or the best one with best=True).
+    """
+    manager = self._best if best and self._best is not None else self._manager
+    if step is None:
+      step = self.best_step() if best else self.latest_step()
+    if step is None:
+      raise CheckpointError(f"{self.directory}: no checkpoint found.")
+    try:
+      out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                          meta=ocp.args.JsonRestore()))
+    except Exception as e:
+      msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+      raise CheckpointError(f"{os.path.join(str(manager.directory), str(step))}: cannot read checkpoint "
+                            f"({type(e).__name__}: {msg[:300]}).") from None
+    return jax.tree.map(np.asarray, out["state"]), out["meta"]
 
   def close(self):
     self._manager.close()

@@ -30,26 +30,16 @@ from scorehoi_jax.diffusion.schedule import cosine_schedule
 from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.evaluation.metrics import ContactPRF, align_prediction, contact_from_reconstruction
 from scorehoi_jax.geometry.distances import chamfer_distance
-from scorehoi_jax.models.contact_former import ContactFormer
-from scorehoi_jax.models.denoiser import Denoiser
+from scorehoi_jax.models import build as models_build
 from scorehoi_jax.models.hoi_net import HOINet, pelvis_centred_body
-from scorehoi_jax.models.mesh_refiner import MeshRefiner
 from scorehoi_jax.models.point_encoder import PointEncoder, pretrain_loss
-from scorehoi_jax.models.regressor import Regressor
-from scorehoi_jax.models.resnet import ResNet
 from scorehoi_jax.train import loop, losses, steps
 from scorehoi_jax.train.checkpoint import Checkpoints
 
 
-def _kw(section) -> dict:
-  return {k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(section).items()}
-
-
 def build_networks(config) -> tuple[HOINet, PointEncoder]:
-  m = config.model
-  net = HOINet(ResNet(**_kw(m.resnet)), Regressor(**_kw(m.regressor)), ContactFormer(**_kw(m.contact_former)),
-               MeshRefiner(**_kw(m.mesh_refiner)))
-  return net, PointEncoder(**_kw(m.point_encoder))
+  nets = models_build.build_networks(config.model)
+  return nets.net, nets.point_encoder
 
 
 def guidance_body(config) -> body_lib.BodyModel:
@@ -287,7 +277,7 @@ def train_stage2(config, workdir: str):
   net, enc = build_networks(config)
   batch0 = _first_batch(config)
   s1 = restore_stage1(config, net, enc, batch0)
-  den = Denoiser(**_kw(config.model.denoiser))
+  den = models_build.build_networks(config.model).denoiser
   tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
   setup = steps.Stage2Setup(den, net, enc, tx, cosine_schedule(), ema_decay=config.optim.ema_decay,
                             image_cond=config.model.image_cond)

@@ -1,0 +1,225 @@
+"""Image → regressor → ScoreHOI refinement → final mesh refiner: the one composition.
+
+The CLI (`scorehoi reconstruct`, `scorehoi demo`) and the evaluator
+(evaluation/evaluator.py) both call ``Reconstructor``; one jitted function
+runs a whole batch:
+
+  geo      ← point encoder(object template K)                 (frozen, stage 0)
+  F, x_reg ← HOINet backbone + regressor(image, K, camera)     (stage 1)
+  x^N      ← refine(x_reg; c_I = GAP(F), c_G = geo tokens)      (paper Alg. 1; contacts from the
+                                                                 learned ContactFormer every round)
+  final    ← ContactFormer + CRFormer on the decoded x^N        (paper §3.4 end; CONTHO's refiner)
+
+Every stage is returned (the regressor's x, x after each round, the refined
+x, the CRFormer's points), so the evaluator scores them all from one call.
+The refinement step is pluggable (``refine_fn``): ablations are other
+RefineSettings, the optimisation baseline is another function with the
+same signature (evaluation/baselines.py).
+
+Coordinates: body points are pelvis-centred in camera axes (OpenCV: x right,
+y down, z forward); ``cam_trans`` (the regressor's) places the pelvis in the
+camera frame, the object translation in x is relative to the pelvis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from scorehoi_jax import body as body_lib
+from scorehoi_jax.diffusion.losses import GuidanceWeights
+from scorehoi_jax.diffusion.refine import RefineInputs, RefineOutput, RefineSettings, refine
+from scorehoi_jax.diffusion.schedule import cosine_schedule
+from scorehoi_jax.diffusion.xpack import BetasStats, decode_x, pack_x
+from scorehoi_jax.model_store import TrainedModel, check_variables
+from scorehoi_jax.models.build import Networks, build_networks
+from scorehoi_jax.objects.geometry import ObjectGeometry
+
+
+class Stages(NamedTuple):
+  """Everything one call produces (B = batch, R = rounds, Nh = guidance vertices, K = 64)."""
+  x_regressor: jnp.ndarray  # [B, 331] the regressor's estimate ("w/o diffusion").
+  x_rounds: jnp.ndarray  # [R, B, 331] after each refinement round (R = 0 without diffusion).
+  x_refined: jnp.ndarray  # [B, 331] the refinement's result.
+  cam_trans: jnp.ndarray  # [B, 3] pelvis position in the camera frame (regressor).
+  refine: RefineOutput  # Contacts used per round, loss terms, per-step losses.
+  contacts: tuple  # (p_h [B, Nh], p_o [B, K], p_of [B, K]) predicted on the refined estimate.
+  final_human_points: jnp.ndarray  # [B, Nh, 3] after the CRFormer (pelvis-centred).
+  final_obj_rotmat: jnp.ndarray  # [B, 3, 3] after the CRFormer (Procrustes of its points).
+  final_obj_trans: jnp.ndarray  # [B, 3] relative to the pelvis.
+
+
+def refine_settings(cfg: ml_collections.ConfigDict) -> RefineSettings:
+  from scorehoi_jax.diffusion.sampler import settings_from_config
+  return settings_from_config(cfg)
+
+
+def default_refine_config() -> ml_collections.ConfigDict:
+  from scorehoi_jax.config import load_config
+  return load_config(_repo_config("refine_paper.py"))
+
+
+def _repo_config(name: str) -> str:
+  import os
+  return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", name)
+
+
+def make_learned_contact_fn(nets: Networks, image_size: int) -> Callable:
+  """The ContactFormer as refine's contact predictor; its parameters ride in aux (traced)."""
+
+  def contact_fn(human_points, object_points, aux):
+    out = nets.net.contact_former.apply({"params": aux["contact_params"]}, aux["feature_map"], human_points,
+                                        object_points, aux["cam_trans"], aux["focal"], aux["princpt"],
+                                        image_size, aux.get("geometry_tokens"))
+    return out["p_h"], out["p_o"], out["p_of"]
+
+  return contact_fn
+
+
+def sparse_upsampling(full: body_lib.BodyModel, indices) -> tuple[np.ndarray, np.ndarray]:
+  """(idx [V, k], w [V, k]) of body.upsample_matrix: subset values → every vertex, as a gather."""
+  up = body_lib.upsample_matrix(full, indices)
+  idx = np.argsort(-up, axis=1)[:, :3]
+  w = np.take_along_axis(up, idx, 1)
+  return idx.astype(np.int32), (w / w.sum(1, keepdims=True)).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bodies:
+  full: body_lib.BodyModel
+  guidance: body_lib.BodyModel  # The 431-vertex subset the networks and the guidance use.
+  indices: np.ndarray
+  up_idx: np.ndarray
+  up_w: np.ndarray
+
+
+def make_bodies(path: str | None = None) -> Bodies:
+  full = body_lib.load_body_model(path or None)
+  idx = body_lib.guidance_vertex_indices(full)
+  up_idx, up_w = sparse_upsampling(full, idx)
+  return Bodies(full, body_lib.subset_body_model(full, idx), idx, up_idx, up_w)
+
+
+def full_vertices(bodies: Bodies, rotmats, betas, guidance_points=None):
+  """Pelvis-centred full-mesh vertices [B, V, 3]; with ``guidance_points`` [B, Nh, 3] (e.g. the CRFormer's),
+  the model's own offsets at the guidance vertices are spread to every vertex (inverse-distance weights)."""
+  out = body_lib.body_forward(bodies.full, rotmats, betas)
+  verts = out.vertices - out.joints[..., :1, :]
+  if guidance_points is None:
+    return verts
+  offsets = guidance_points - verts[:, bodies.indices]
+  return verts + jnp.einsum("bvkc,vk->bvc", offsets[:, bodies.up_idx], bodies.up_w)
+
+
+def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: int, image_cond: str = "pooled",
+                        refine_fn: Callable | None = None, alphas_cumprod=None) -> Callable:
+  """A jitted ``fn(variables, batch, objects, guidance_body, stats, weights) -> Stages``.
+
+  batch: {"image" [B,S,S,5], "object_template" [B,K,3], "focal", "princpt" [B,2]} (data.pipeline);
+  objects: ObjectGeometry [B] (template + SDF) for the penetration term.
+  refine_fn: replaces diffusion.refine (same keyword interface), e.g. the optimisation baseline.
+  """
+  contact_fn = make_learned_contact_fn(nets, image_size)
+  alphas = jnp.asarray(cosine_schedule() if alphas_cumprod is None else alphas_cumprod, jnp.float32)
+  refine_impl = refine_fn or refine
+
+  def fn(variables, batch, objects: ObjectGeometry, body, stats: BetasStats, weights: GuidanceWeights) -> Stages:
+    net_vars = variables["net"]
+    geo = nets.point_encoder.apply(variables["point_encoder"], batch["object_template"])
+    geo = {"global": geo["global"], "tokens": geo["tokens"]}
+    args = (batch["image"], batch["object_template"], batch["focal"], batch["princpt"], geo, body)
+    out = nets.net.apply(net_vars, *args, train=False)
+    fmap = out["feature_map"]
+    x_reg = pack_x(out["pose6d"], out["obj_rot6d"], out["obj_trans"], out["betas"], stats)
+    c_img = jnp.mean(fmap, axis=(1, 2)) if image_cond == "pooled" else fmap.reshape(fmap.shape[0], -1,
+                                                                                      fmap.shape[-1])
+    aux = {"feature_map": fmap, "cam_trans": out["cam_trans"], "focal": batch["focal"],
+           "princpt": batch["princpt"], "contact_params": net_vars["params"]["contact_former"],
+           "geometry_tokens": geo["tokens"]}
+    inputs = RefineInputs(x_init=x_reg, objects=objects, c_img=c_img, c_geo=geo["tokens"], aux=aux)
+    res = refine_impl(variables["denoiser"], inputs, body, stats, weights, denoiser=nets.denoiser,
+                      contact_fn=contact_fn, settings=settings, alphas_cumprod=alphas)
+    # Final refiner (CRFormer) on the refined estimate, with contacts re-predicted on it.
+    dec = decode_x(res.x0, body, batch["object_template"], stats, settings.hand_mean)
+    cf = nets.net.contact_former.apply({"params": net_vars["params"]["contact_former"]}, fmap, dec.human_points,
+                                       dec.object_points, out["cam_trans"], batch["focal"], batch["princpt"],
+                                       image_size, geo["tokens"])
+    ref = nets.net.mesh_refiner.apply({"params": net_vars["params"]["mesh_refiner"]}, cf["human_tokens"],
+                                      cf["object_tokens"], cf["p_h"], cf["p_o"], dec.human_points,
+                                      dec.object_points, batch["object_template"])
+    return Stages(x_regressor=x_reg, x_rounds=res.x_rounds, x_refined=res.x0, cam_trans=out["cam_trans"],
+                  refine=res, contacts=(cf["p_h"], cf["p_o"], cf["p_of"]),
+                  final_human_points=ref["human_points"], final_obj_rotmat=ref["obj_rotmat"],
+                  final_obj_trans=ref["obj_trans"])
+
+  return jax.jit(fn)
+
+
+def _abstract_variables(nets: Networks, image_size: int, guidance: body_lib.BodyModel):
+  """Shapes of every variable the networks need (no compute), for checking a checkpoint."""
+  b, k = 1, 64
+  image = jax.ShapeDtypeStruct((b, image_size, image_size, 5), jnp.float32)
+  tmpl = jax.ShapeDtypeStruct((b, k, 3), jnp.float32)
+  cam = jax.ShapeDtypeStruct((b, 2), jnp.float32)
+  rng = jax.random.key(0)
+  pe = jax.eval_shape(nets.point_encoder.init, rng, tmpl)
+  geo = jax.eval_shape(lambda v, t: nets.point_encoder.apply(v, t), pe, tmpl)
+  net = jax.eval_shape(lambda r, i, t, f, p, g: nets.net.init(r, i, t, f, p, g, guidance, train=False),
+                       rng, image, tmpl, cam, cam, {"global": geo["global"], "tokens": geo["tokens"]})
+  fmap = jax.eval_shape(lambda v, i, g: nets.net.apply(v, i, g, False, method=type(nets.net).features),
+                        net, image, geo["global"])
+  c_img = jax.ShapeDtypeStruct((b, fmap.shape[-1]), jnp.float32)
+  x = jax.ShapeDtypeStruct((b, 331), jnp.float32)
+  t = jax.ShapeDtypeStruct((b,), jnp.int32)
+  den = jax.eval_shape(nets.denoiser.init, rng, x, t, c_img, geo["tokens"])
+  return {"net": dict(net), "point_encoder": dict(pe), "denoiser": dict(den)}
+
+
+class Reconstructor:
+  """A trained model, its networks, the body models and one compiled reconstruct function.
+
+  Args:
+    model: a TrainedModel (model_store.load_model()).
+    refine_config: a refine config (configs/refine_paper.py layout); default the paper's settings.
+    settings: overrides the RefineSettings built from refine_config (ablations).
+    refine_fn: replaces the refinement (baselines).
+    body_model: path of an SMPL-H-layout model; default the one the model was trained with.
+  """
+
+  def __init__(self, model: TrainedModel, refine_config: ml_collections.ConfigDict | None = None,
+               settings: RefineSettings | None = None, refine_fn: Callable | None = None,
+               body_model: str | None = None):
+    from scorehoi_jax.diffusion.sampler import betas_stats_from_config, weights_from_config
+    self.model = model
+    cfg = refine_config if refine_config is not None else default_refine_config()
+    self.refine_config = cfg
+    self.settings = settings if settings is not None else refine_settings(cfg)
+    self.weights = weights_from_config(cfg)
+    self.stats = betas_stats_from_config(cfg)
+    self.image_size = int(model.config.data.image_size)
+    self.nets = build_networks(model.config.model)
+    self.bodies = make_bodies(body_model or model.config.get("body_model") or None)
+    check_variables(_abstract_variables(self.nets, self.image_size, self.bodies.guidance), model.variables,
+                    model.path)
+    self.variables = jax.tree.map(jnp.asarray, model.variables)
+    self._fn = make_reconstruct_fn(self.nets, self.settings, self.image_size,
+                                   model.config.model.get("image_cond", "pooled"), refine_fn)
+
+  def __call__(self, batch: dict, objects: ObjectGeometry, weights: GuidanceWeights | None = None) -> Stages:
+    keys = ("image", "object_template", "focal", "princpt")
+    b = {k: jnp.asarray(batch[k]) for k in keys}
+    return self._fn(self.variables, b, objects, self.bodies.guidance, self.stats,
+                    self.weights if weights is None else weights)
+
+  def decode(self, x) -> Any:
+    """x [..., 331] → pelvis-centred full-mesh vertices (no CRFormer offsets) and parts."""
+    from scorehoi_jax.diffusion.xpack import unpack_x
+    from scorehoi_jax.geometry.rotations import rot6d_to_matrix
+    p = unpack_x(jnp.asarray(x), self.stats)
+    return rot6d_to_matrix(p.pose6d), p.betas, rot6d_to_matrix(p.obj_rot6d), p.obj_trans
+
