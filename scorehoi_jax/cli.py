@@ -14,27 +14,88 @@ import sys
 
 from scorehoi_jax.errors import ScoreHOIError
 
-_NOT_YET = {
-    "reconstruct": "image -> regressor -> ScoreHOI refinement -> mesh refiner",
-    "evaluate": "batched evaluation with the field's metrics",
-}
+_NOT_YET: dict = {}  # Subcommands announced but not yet available (none at the moment).
 
 _REAL_DATASETS = ("behave", "intercap", "imhd")
 
 
 def _cmd_demo(args) -> int:
   from scorehoi_jax import demo
-  out = demo.run_body_demo(args.out, overwrite=args.overwrite, body_model=args.body_model, seed=args.seed)
-  print(f"demo outputs written to {out}/")
-  for name in sorted(demo.list_outputs(out)):
-    print(f"  {name}")
+  from scorehoi_jax.reconstruct_io import output_files
+  folders = demo.run_demo(args.out, overwrite=args.overwrite, checkpoint=args.checkpoint, refine_config=args.config)
+  _print_outputs("demo", folders, output_files)
   return 0
+
+
+def _print_outputs(what: str, folders, output_files) -> None:
+  print(f"{what}: {len(folders)} result folder{'s' if len(folders) != 1 else ''}")
+  for folder in folders[:4]:
+    print(f"  {folder}/")
+    for path in output_files(folder):
+      print(f"    {os.path.basename(path)}")
+  if len(folders) > 4:
+    print(f"  ... and {len(folders) - 4} more folders like these")
+
+
+def _cmd_reconstruct(args) -> int:
+  from scorehoi_jax.reconstruct_io import output_files, reconstruct
+  folders = reconstruct(args.image, args.human_mask, args.object_mask, args.object, args.out,
+                        object_seed=args.object_seed, object_scale=args.object_scale, focal=args.focal,
+                        checkpoint=args.checkpoint, refine_config=args.config, body_model=args.body_model,
+                        batch_size=args.batch, overwrite=args.overwrite, progress=not args.quiet)
+  _print_outputs("reconstruct", folders, output_files)
+  return 0
+
+
+def _focal_arg(text: str):
+  try:
+    values = [float(v) for v in text.split(",")]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r}: expected F or FX,FY in pixels") from None
+  if len(values) not in (1, 2):
+    raise argparse.ArgumentTypeError(f"{text!r}: expected F or FX,FY in pixels")
+  return values
+
+
+def _scale_arg(text: str):
+  return text if text in ("m", "cm", "mm") else float(text)
+
+
+def _add_demo_and_reconstruct(sub) -> None:
+  demo = sub.add_parser("demo", help="reconstruct the shipped example images with the shipped model (no downloads)")
+  demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+  demo.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+  demo.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
+  demo.add_argument("--config", default=None, help="refine config (default: configs/refine_paper.py)")
+  demo.set_defaults(func=_cmd_demo)
+  rec = sub.add_parser("reconstruct", help="image + masks + object -> human and object meshes (ScoreHOI)",
+                       description="One image (three files) or three folders matched by file stem. Writes "
+                                   "human.ply, object.ply, scene.glb, params.npz, contacts.npz, overlay.png "
+                                   "(and the regressor's *_initial.ply) per image; see scorehoi_jax/reconstruct_io.py.")
+  rec.add_argument("--image", required=True, help="RGB image, or a folder of images")
+  rec.add_argument("--human-mask", required=True, help="human mask (> 127 = inside), or a folder (same stems)")
+  rec.add_argument("--object-mask", required=True, help="object mask, or a folder (same stems)")
+  rec.add_argument("--object", required=True, help="a library object name or a mesh file (.obj/.ply/.glb, metres)")
+  rec.add_argument("--object-seed", type=int, default=None, help="library objects: the size-jittered instance")
+  rec.add_argument("--object-scale", type=_scale_arg, default=None,
+                   help="mesh files: a factor, or the file's unit (m, cm, mm)")
+  rec.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
+  rec.add_argument("--config", default=None, help="refine config (default: configs/refine_paper.py)")
+  rec.add_argument("--body-model", default=None, help="SMPL-H-layout body model (default: the model's own)")
+  rec.add_argument("--focal", type=_focal_arg, default=None,
+                   help="focal length in pixels, F or FX,FY (default: max(width, height))")
+  rec.add_argument("--batch", type=int, default=4, help="images per compiled call (folder mode)")
+  rec.add_argument("--out", default="reconstruction", help="output folder (default: reconstruction)")
+  rec.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+  rec.add_argument("--quiet", action="store_true", help="no progress bar")
+  rec.set_defaults(func=_cmd_reconstruct)
 
 
 def _cmd_prepare_synthetic(args) -> int:
   from scorehoi_jax.data.synthetic_hoi import prepare_synthetic
   counts = prepare_synthetic(args.out, args.num, seed=args.seed, resolution=args.resolution,
-                             workers=args.workers, test_fraction=args.test_fraction)
+                             workers=args.workers, test_fraction=args.test_fraction, beam=args.beam,
+                             beam_runner=args.beam_runner, beam_options=args.beam_options)
   print(f"synthetic_hoi written to {args.out}: {counts}")
   return 0
 
@@ -77,6 +138,54 @@ def _cmd_prepare(args) -> int:
   return 0
 
 
+def _cmd_export(args) -> int:
+  from scorehoi_jax.model_store import export_model
+  if os.path.exists(args.out) and not args.overwrite:
+    raise ScoreHOIError(f"{args.out}: exists (pass --overwrite to replace it).")
+  export_model(args.run, args.out, step=args.step, dtype=args.dtype)
+  size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
+  print(f"model exported to {args.out} ({size / 2**20:.1f} MiB)")
+  return 0
+
+
+def _cmd_evaluate(args) -> int:
+  from scorehoi_jax.config import load_config
+  from scorehoi_jax.evaluation import evaluator, report
+  from scorehoi_jax.model_store import load_model
+  if os.path.exists(args.out) and not args.overwrite:  # Refuse before the (long) evaluation, not after.
+    raise ScoreHOIError(f"{args.out}: output folder exists (pass --overwrite to replace it).")
+  if not os.path.isdir(args.data):
+    raise ScoreHOIError(f"{args.data}: data folder not found (make one with `scorehoi prepare`).")
+  model = load_model(args.checkpoint)
+  result = evaluator.evaluate(model, args.data, args.split, args.methods, limit=args.limit, batch_size=args.batch,
+                              refine_config=load_config(args.config, args.overrides), num_samples=args.samples,
+                              dataset=args.dataset)
+  report.write_results(result, args.out, overwrite=args.overwrite)
+  print("\n".join(report.table_lines(result, stages="final")))
+  print(f"metrics written to {args.out}/metrics.json and metrics.md")
+  return 0
+
+
+def _add_evaluate(sub) -> None:
+  from scorehoi_jax.evaluation.metrics import NUM_CHAMFER_SAMPLES
+  ev = sub.add_parser("evaluate", help="batched evaluation with the field's metrics (every method, every stage)")
+  ev.add_argument("--config", default="configs/refine_paper.py", help="refine config (default: paper settings)")
+  ev.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
+  ev.add_argument("--data", required=True, help="the data dir given to `scorehoi prepare --out`")
+  ev.add_argument("--dataset", default="synthetic_hoi",
+                  help="TFDS dataset name (from the command line: synthetic_hoi; real datasets need their object "
+                       "meshes passed to evaluation.evaluator.evaluate(objects=...))")
+  ev.add_argument("--split", default="test")
+  ev.add_argument("--limit", type=int, default=None, help="only the first N frames")
+  ev.add_argument("--methods", default="regressor,optimisation,no_guidance,no_cdir,full",
+                  help="comma-separated: regressor, optimisation, no_guidance, no_cdir, full")
+  ev.add_argument("--batch", type=int, default=16, help="batch size (fixed shape; the last batch is padded)")
+  ev.add_argument("--samples", type=int, default=NUM_CHAMFER_SAMPLES, help="Chamfer surface samples per mesh")
+  ev.add_argument("--out", required=True, help="folder for metrics.json and metrics.md")
+  ev.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+  ev.set_defaults(func=_cmd_evaluate)
+
+
 def _not_yet(name):
   def run(args) -> int:
     print(f"scorehoi {name}: not yet available in this version ({_NOT_YET[name]}).", file=sys.stderr)
@@ -89,22 +198,26 @@ def build_parser() -> argparse.ArgumentParser:
       prog="scorehoi",
       description="ScoreHOI in JAX: human-object interaction reconstruction with score-guided diffusion.")
   sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-  demo = sub.add_parser("demo", help="run the demo on the embedded defaults (no downloads)")
-  demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-  demo.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-  demo.add_argument("--body-model", default=None,
-                    help="an SMPL-H .npz/.pkl file or folder (default: the embedded open model)")
-  demo.add_argument("--seed", type=int, default=0, help="seed of the demo body shape")
-  demo.set_defaults(func=_cmd_demo)
+  _add_demo_and_reconstruct(sub)
+  _add_evaluate(sub)
   prep = sub.add_parser("prepare", help="convert a dataset into our TFDS format")
   prep_sub = prep.add_subparsers(dest="dataset", metavar="DATASET", required=True)
   p = prep_sub.add_parser("synthetic", help="generate our synthetic benchmark (resumable)")
-  p.add_argument("--out", required=True, help="output data dir (raw shards in OUT/raw, TFDS in OUT/synthetic_hoi)")
+  p.add_argument("--out", required=True,
+                 help="output data dir (raw shards in OUT/raw, none with --beam; TFDS in OUT/synthetic_hoi)")
   p.add_argument("--num", type=int, required=True, help="number of frames (train + test)")
   p.add_argument("--seed", type=int, default=0, help="dataset seed (frame i has its own seed derived from it)")
   p.add_argument("--resolution", type=int, default=256, help="image size in pixels (square)")
   p.add_argument("--workers", type=int, default=2, help="generator processes")
   p.add_argument("--test-fraction", type=float, default=0.1, help="share of frames in the test split")
+  p.add_argument("--beam", action="store_true",
+                 help="generate inside an Apache Beam pipeline (no raw shards; needs scorehoi_jax[beam]; "
+                      "see scorehoi_jax/data/synthetic_beam.py for cluster runners)")
+  p.add_argument("--beam-runner", default="DirectRunner",
+                 help="with --beam: the Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...)")
+  p.add_argument("--beam-options", default=None,
+                 help='with --beam: Beam pipeline options as one string, written with "=", e.g. '
+                      '--beam-options="--direct_num_workers=2 --direct_running_mode=multi_processing"')
   p.set_defaults(func=_cmd_prepare_synthetic)
   for name in _REAL_DATASETS:
     p = prep_sub.add_parser(name, help=f"{name} from your copy of the official release (CONTHO-style annotations)")
@@ -126,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
   show.add_argument("--out", default="frame.png")
   show.add_argument("--overwrite", action="store_true")
   show.set_defaults(func=_cmd_show)
+  exp = sub.add_parser("export", help="write a stage-2 run as a model folder for reconstruct/evaluate")
+  exp.add_argument("--run", required=True, help="the stage-2 training work dir (holds stages 0-1 frozen)")
+  exp.add_argument("--out", required=True, help="model folder to write")
+  exp.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
+  exp.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"), help="weight storage")
+  exp.add_argument("--overwrite", action="store_true")
+  exp.set_defaults(func=_cmd_export)
   for name, what in _NOT_YET.items():
     p = sub.add_parser(name, help=f"{what} (not yet available)")
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -138,7 +258,7 @@ def main(argv=None) -> int:
   args, extra = parser.parse_known_args(argv)
   from scorehoi_jax.config import split_overrides
   args.overrides, unknown = split_overrides(extra)
-  if unknown or (args.overrides and getattr(args, "command", None) != "train"):
+  if unknown or (args.overrides and getattr(args, "command", None) not in ("train", "evaluate")):
     parser.error(f"unrecognized arguments: {' '.join(unknown or args.overrides)}")
   if not getattr(args, "func", None):
     parser.print_help()

@@ -1,4 +1,4 @@
-"""Evaluation: the field's metrics (and, later, the batched evaluator)."""
+"""Evaluation: the field's metrics (metrics.py), the batched evaluator (evaluator.py), baselines (baselines.py)."""
 
 from scorehoi_jax.evaluation.metrics import (
     CONTACT_THRESHOLD,

@@ -114,3 +114,26 @@ def hoi_panel(image, human: Mesh, obj: Mesh, camera: Camera, human_contact=None,
   meshes = [Mesh(human.vertices, human.faces, hc), Mesh(obj.vertices, obj.faces, oc)]
   return hstack([image, overlay(image, meshes, camera, backend=backend),
                  side_view(meshes, camera, backend=backend)])
+
+
+def framed_view(meshes: Sequence, size: int = 256, angle_deg: float = 0.0, axis: str = "y",
+                background=(1.0, 1.0, 1.0), fill: float = 0.9, backend: str | None = None) -> np.ndarray:
+  """The meshes rotated about their centre (as ``side_view``), centred and filling a square image.
+
+  Unlike ``side_view`` the camera is not the input camera: the scene's
+  bounding box is put on the optical axis at the distance where it spans
+  ``fill`` of the image, so a person at the edge of a photo is still fully
+  in view from the side.
+  """
+  ms = rotate_about_center(meshes, angle_deg, axis)
+  allv = np.concatenate([np.asarray(m.vertices, np.float64) for m in ms])
+  lo, hi = allv.min(0), allv.max(0)
+  center, half = 0.5 * (lo + hi), np.maximum(0.5 * (hi - lo), 1e-3)
+  focal = float(size)
+  # The box's front face (half-extents hx, hy at depth d − hz) spans `fill` of the image.
+  dist = focal * max(half[0], half[1]) / (0.5 * fill * size) + half[2]
+  shift = np.array([0.0, 0.0, dist]) - center
+  cam = Camera(focal=(focal, focal), princpt=((size - 1) / 2, (size - 1) / 2), width=size, height=size,
+               near=max(1e-3, 0.5 * (dist - half[2])), far=dist + 10 * float(half.max()))
+  moved = [Mesh(np.asarray(m.vertices) + shift, m.faces, m.color) for m in ms]
+  return render(moved, cam, background=background, backend=backend).rgb

@@ -1,0 +1,47 @@
+"""The default model shipped in scorehoi_jax/assets/model (what `scorehoi demo` and `reconstruct` use).
+
+Trained on the project's own synthetic data (open body model, procedural
+objects) with the project's own commands, on the 2-core CPU VM (no GPU was
+lent to this task), so it is small: ResNet-18 at half width on 128-px crops,
+128-d ContactFormer/CRFormer, a 256-d denoiser. Commands (bash):
+
+  scorehoi prepare synthetic --out /tmp/syn4k --num 4000 --seed 7 --resolution 128
+  scorehoi train --config configs/default_model.py:stage0 --workdir runs/d0 --config.data.dir=/tmp/syn4k
+  scorehoi train --config configs/default_model.py:stage1 --workdir runs/d1 --config.data.dir=/tmp/syn4k \
+      --config.point_encoder_checkpoint=runs/d0
+  scorehoi train --config configs/default_model.py:stage2 --workdir runs/d2 --config.data.dir=/tmp/syn4k \
+      --config.point_encoder_checkpoint=runs/d0 --config.stage1_workdir=runs/d1
+  scorehoi export --run runs/d2 --out scorehoi_jax/assets/model
+
+Data, time and metrics of the shipped run: see experiments/results/default_model.md.
+"""
+
+from scorehoi_jax.train.defaults import get_default_config
+
+
+def get_config(arg="stage1"):
+  c = get_default_config()
+  c.stage = {"stage0": 0, "stage1": 1, "stage2": 2}[arg]
+  c.batch_size = 16
+  c.log_every = 25
+  c.data.image_size = 128
+  c.eval.num_examples = 96
+  c.model.resnet.update(dict(depth=18, width=32))
+  c.model.regressor.update(dict(hidden_dim=256, reduce_dim=32))
+  c.model.contact_former.update(dict(dim=128, num_layers=2))
+  c.model.mesh_refiner.update(dict(dim=128, num_layers=2))
+  c.model.denoiser.update(dict(model_dim=256, hidden_dim=512, num_blocks=3, time_dim=128, token_dim=128,
+                               attn_dim=128))
+  if c.stage == 0:
+    c.steps, c.batch_size, c.eval.every, c.checkpoint_every = 1000, 32, 500, 500
+    c.optim.update(dict(learning_rate=1e-3, b1=0.9))
+    c.eval.best_metric = "val/ce"
+  elif c.stage == 1:
+    c.steps, c.eval.every, c.checkpoint_every = 3000, 500, 500
+    c.optim.learning_rate = 3e-4
+    c.eval.best_metric = "val/loss"
+  else:
+    c.steps, c.eval.every, c.checkpoint_every = 1500, 1500, 500
+    c.optim.update(dict(learning_rate=3e-4, b1=0.9, ema_decay=0.995))
+    c.stage1_best_metric = "val/loss"
+  return c
