@@ -37,7 +37,7 @@ def _section(run: str, name: str) -> list[str]:
   train = [r for r in recs if "loss" in r]
   val = [r for r in recs if any(k.startswith("val/") for k in r)]
   stage = _stage(run)
-  lines = [f"## Stage {stage} (`{run}`, {train[-1]['step'] + 1 if train else 0} steps)", ""]
+  lines = [f"## Stage {stage} (`{run}`, last logged step {train[-1]['step'] if train else '-'})", ""]
   if train:
     first = np.mean([r["loss"] for r in train[:3]])
     last = np.mean([r["loss"] for r in train[-3:]])

@@ -23,6 +23,10 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -r requirements.txt
 .venv/bin/pip install -q --no-deps -e .
+# Optional Beam mode of `scorehoi prepare synthetic --beam` (the `beam` extra; ~20 s). Without it the
+# Beam tests skip and everything else works.
+.venv/bin/pip install -q "apache-beam>=2.60" \
+  || echo "install.sh: apache-beam not installed; the Beam-mode tests will be skipped" >&2
 
 # Test-only reference for body-model parity: smplx on a CPU torch. Installed only
 # where the CPU wheel is available locally (it is never a run-time dependency).
