@@ -18,9 +18,10 @@ The shipped run (experiments/results/default_model.md has curves and every valid
   machine this project's 2-core CPU VM, shared with other jobs; no GPU
   time    stage 0 5 min, stage 1 73 min (2,000 steps × 16), stage 2 16 min (6,000 steps × 16)
   size    8.2 M parameters, 15.9 MiB in bfloat16
-  metrics (128 synthetic test frames, full-mesh protocol, experiments/results/ablation_synthetic.md):
-          see that table; on 32 frames with the 1,500-step denoiser: CD human 9.8 → 9.7 cm,
-          CD object 14.0 → 13.0 cm, contact F1 0.38 → 0.52 from the regressor to full ScoreHOI.
+  metrics 128 synthetic test frames, full-mesh protocol (experiments/results/ablation_synthetic.md),
+          regressor → ScoreHOI (paper settings, x^N) → + CRFormer:
+          CD human 10.20 → 9.90 → 10.03 cm, CD object 14.77 → 13.47 → 13.41 cm,
+          contact F1 0.33 → 0.52 → 0.45, penetration depth 1.60 → 0.88 → 1.23 mm.
 Stage 1 ran with steps=3000 and was stopped after its step-2000 checkpoint (constant learning
 rate: the same run as steps=2000); stage 2 ran to 1,500, then resumed to 6,000 with this file.
 """

@@ -11,7 +11,11 @@ fixed-size batches through ONE compiled function (the last batch is padded).
 
 Outputs, per frame (``OUT/`` for one image, ``OUT/<stem>/`` in folder mode),
 written atomically (all frames or nothing; an existing OUT is refused unless
-``overwrite``). Main result = the CRFormer's ("final") estimate:
+``overwrite``). Main result = the ScoreHOI-refined estimate x^N; with ``crformer=True``
+(``--crformer``) the CRFormer's correction on top of it (paper §3.4 end; the released code
+disables it, and on our synthetic test split it lowers contact F1 from 0.52 to 0.45 and raises
+CD human from 9.9 to 10.0 cm for the shipped model: experiments/results/ablation_synthetic.md,
+rows "refined" and "final"):
 
   human.ply, object.ply            meshes in the camera frame (OpenCV axes: x right, y down, z forward), metres
   human_initial.ply, object_initial.ply   the regressor's estimate (before refinement), same frame
@@ -28,7 +32,7 @@ i.e. smplx ``flat_hand_mean=True``; axis-angle in radians):
     independent: the root rotates about it). An SMPL-H forward in smplx's convention,
     verts = LBS(pose, betas) + transl, then puts the pelvis at cam_trans;
   vertex_offsets [V, 3]: the CRFormer's correction (its offsets at the 431 guidance vertices spread to
-    every vertex). human.ply = LBS(pose, betas) + transl + vertex_offsets exactly;
+    every vertex; zero without --crformer). human.ply = LBS(pose, betas) + transl + vertex_offsets exactly;
   object_R [3, 3], object_t [3]: object.ply = mesh @ object_R.T + object_t (canonical frame → camera);
   object_name, object_seed (−1: none), cam_trans [3] (pelvis in the camera frame), focal [2], princpt [2]
     (pixels of the input image), image_size [2] = (width, height), flat_hand_mean = True.
@@ -190,7 +194,7 @@ def smplx_transl(body, betas, cam_trans):
 
 @functools.lru_cache(maxsize=4)
 def _make_post(rec):
-  """Jitted: (x_regressor, x_refined, CRFormer points, cam_trans) → full meshes and parameters."""
+  """Jitted: (x_regressor, x_refined, CRFormer points or None, cam_trans) → full meshes and parameters."""
   from scorehoi_jax.body import add_hand_mean, body_forward
   from scorehoi_jax.reconstruct import full_vertices
   hand_mean = rec.settings.hand_mean
@@ -219,7 +223,7 @@ def _make_post(rec):
 def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | None = None,
                        refine_config: str | None = None, body_model: str | None = None, batch_size: int = 4,
                        overwrite: bool = False, progress: bool = True, per_frame_dirs: bool | None = None,
-                       reconstructor=None) -> list[str]:
+                       reconstructor=None, crformer: bool = False) -> list[str]:
   """Reconstruct every frame and write its files; returns the per-frame output folders.
 
   Args:
@@ -231,6 +235,7 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
     batch_size: frames per compiled call (the last batch is padded; one image runs alone).
     per_frame_dirs: OUT/<name>/ per frame (default: when there is more than one frame).
     reconstructor: a prebuilt Reconstructor (overrides checkpoint/refine_config/body_model).
+    crformer: apply the CRFormer's correction to the refined estimate (default off, see above).
   """
   from scorehoi_jax.data import pipeline
   from scorehoi_jax.objects import stack_geometries
@@ -269,10 +274,15 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
       batch = pipeline.stack([e for e, _ in loaded] + [loaded[0][0]] * (bsz - len(chunk)))
       geoms = [o.geometry() for o in objs]
       stages = rec(batch, stack_geometries(geoms + [geoms[0]] * (bsz - len(chunk))))
+      if crformer:
+        obj_rot, obj_trans, points = stages.final_obj_rotmat, stages.final_obj_trans, stages.final_human_points
+      else:
+        _, _, obj_rot, obj_trans = rec.decode(stages.x_refined)
+        points = None
       res = jax.device_get(dict(
-          cam_trans=stages.cam_trans, obj_rot=stages.final_obj_rotmat, obj_trans=stages.final_obj_trans,
+          cam_trans=stages.cam_trans, obj_rot=obj_rot, obj_trans=obj_trans,
           p_h=stages.contacts[0], p_o=stages.contacts[1], p_of=stages.contacts[2],
-          **post(stages.x_regressor, stages.x_refined, stages.final_human_points, stages.cam_trans)))
+          **post(stages.x_regressor, stages.x_refined, points, stages.cam_trans)))
       for i, (f, o, (_, record)) in enumerate(zip(chunk, objs, loaded)):
         folder = os.path.join(tmp, f.name) if per_frame_dirs else tmp
         os.makedirs(folder, exist_ok=True)
@@ -399,7 +409,7 @@ def overlay_panel(record: dict, human, obj, human_contact, object_contact) -> np
   heat = [Mesh(human[0], human[1], heat_colors(human_contact)),
           Mesh(obj[0], obj[1], contact_colors(object_contact, base=(0.8, 0.8, 0.8)))]
   size = max(hh, 128)
-  views = [(image, "input"), (overlay(image, plain, cam), "result (final)"),
+  views = [(image, "input"), (overlay(image, plain, cam), "result"),
            (framed_view(plain, size, angle_deg=90.0), "side view"),
            (framed_view(heat, size, angle_deg=0.0), "contact (blue 0 - red 1)")]
   return hstack([_captioned(im, text) for im, text in views])

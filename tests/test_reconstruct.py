@@ -78,9 +78,23 @@ def _args(inputs, out, *extra, image=None, hm=None, om=None, obj=None, checkpoin
 @pytest.fixture(scope="module")
 def run(fast_compile, tiny, inputs, tmp_path_factory):
   out = tmp_path_factory.mktemp("runs") / "rec"
-  code, stdout, stderr = _cli(_args(inputs, out, "--batch", "2", checkpoint=tiny))
+  code, stdout, stderr = _cli(_args(inputs, out, "--batch", "2", "--crformer", checkpoint=tiny))
   assert code == 0, stderr
   return out, stdout
+
+
+def test_without_crformer_the_result_is_the_refined_parameters_exactly(run, tiny, inputs, tmp_path):
+  """Default output = x^N itself: no vertex offsets, the same pelvis placement, and the CRFormer run differs."""
+  out = tmp_path / "plain"
+  code, _, stderr = _cli(_args(inputs, out, "--batch", "2", checkpoint=tiny))  # Same shapes: no new compile.
+  assert code == 0, stderr
+  for s in STEMS:
+    p, _, m = _load(out / s)
+    q, _, mc = _load(run[0] / s)
+    assert not np.any(p["vertex_offsets"])
+    for k in ("global_orient", "body_pose", "betas", "transl", "cam_trans"):  # Same x^N either way.
+      np.testing.assert_allclose(p[k], q[k], atol=1e-6)
+    np.testing.assert_allclose(m["human"].vertices, mc["human"].vertices - q["vertex_offsets"], atol=1e-5)
 
 
 def _load(folder):
@@ -195,7 +209,7 @@ def test_result_of_a_frame_does_not_depend_on_its_batch(run, tiny, inputs, tmp_p
   frames = rio.find_frames(str(inputs / "img"), str(inputs / "hm"), str(inputs / "om"), str(inputs / "box.obj"))
   order = [f for f in frames if f.name == STEMS[2]] + [f for f in frames if f.name == STEMS[0]]
   rio.reconstruct_frames(order, str(tmp_path / "o"), checkpoint=tiny, refine_config=CONFIG, batch_size=2,
-                         progress=False)
+                         progress=False, crformer=True)
   for s in (STEMS[0], STEMS[2]):
     a, b = _load(run[0] / s)[0], _load(tmp_path / "o" / s)[0]
     for k in ("body_pose", "transl", "object_t", "betas"):
