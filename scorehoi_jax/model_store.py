@@ -23,6 +23,7 @@ import os
 
 import ml_collections
 import ml_dtypes
+from flax import traverse_util
 import numpy as np
 
 from scorehoi_jax.errors import ScoreHOIError
@@ -53,27 +54,13 @@ def default_model_path() -> str:
   return os.path.join(os.path.dirname(__file__), "assets", "model")
 
 
-def _flatten(tree, prefix="") -> dict:
-  """{"a": {"b": leaf}} -> {"a/b": leaf} (leaves untouched)."""
-  out = {}
-  for k, v in tree.items():
-    key = f"{prefix}/{k}" if prefix else str(k)
-    if isinstance(v, dict):
-      out.update(_flatten(v, key))
-    else:
-      out[key] = v
-  return out
+def _flatten(tree) -> dict:
+  """{"a": {"b": leaf}} -> {"a/b": leaf} (the keys of variables.npz)."""
+  return traverse_util.flatten_dict(tree, sep="/")
 
 
 def _unflatten(flat: dict) -> dict:
-  tree: dict = {}
-  for key, v in flat.items():
-    node = tree
-    parts = key.split("/")
-    for p in parts[:-1]:
-      node = node.setdefault(p, {})
-    node[parts[-1]] = v
-  return tree
+  return traverse_util.unflatten_dict(flat, sep="/")
 
 
 def _stage2_state(run_dir: str, step: int | None):
@@ -141,10 +128,14 @@ def load_model(path: str | None = None) -> TrainedModel:
   if info.get("format") != FORMAT or "config" not in info:
     raise ModelError(f"{cfg_path}: not a scorehoi_jax model (format {info.get('format')!r}, expected {FORMAT}).")
   bf16 = info.get("stored_dtypes", {})
+  flat = {}
   try:
     with np.load(var_path) as z:
-      flat = {k: (z[k].view(ml_dtypes.bfloat16) if bf16.get(k) == "bfloat16" else z[k]).astype(np.float32)
-              if k in bf16 or np.issubdtype(z[k].dtype, np.floating) else z[k] for k in z.files}
+      for k in z.files:
+        v = z[k]  # Each access decompresses the array from the archive: read it once.
+        if bf16.get(k) == "bfloat16":
+          v = v.view(ml_dtypes.bfloat16)
+        flat[k] = v.astype(np.float32) if k in bf16 or np.issubdtype(v.dtype, np.floating) else v
   except (OSError, ValueError, EOFError) as e:
     raise ModelError(f"{var_path}: cannot read the weights ({e}).") from None
   return TrainedModel(ml_collections.ConfigDict(info["config"]), _unflatten(flat), path, info)

@@ -24,7 +24,8 @@ camera frame, the object translation in x is relative to the pelvis.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+import functools
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -34,10 +35,14 @@ import numpy as np
 from scorehoi_jax import body as body_lib
 from scorehoi_jax.diffusion.losses import GuidanceWeights
 from scorehoi_jax.diffusion.refine import RefineInputs, RefineOutput, RefineSettings, refine
+from scorehoi_jax.config import load_config
+from scorehoi_jax.diffusion.sampler import betas_stats_from_config, settings_from_config, weights_from_config
 from scorehoi_jax.diffusion.schedule import cosine_schedule
-from scorehoi_jax.diffusion.xpack import BetasStats, decode_x, pack_x
+from scorehoi_jax.diffusion.xpack import BetasStats, XParams, decode_params, decode_x, pack_x
 from scorehoi_jax.model_store import TrainedModel, check_variables
 from scorehoi_jax.models.build import Networks, build_networks
+from scorehoi_jax.models.contact_former import make_contact_fn
+from scorehoi_jax.models.denoiser import image_condition
 from scorehoi_jax.objects.geometry import ObjectGeometry
 
 
@@ -54,31 +59,9 @@ class Stages(NamedTuple):
   final_obj_trans: jnp.ndarray  # [B, 3] relative to the pelvis.
 
 
-def refine_settings(cfg: ml_collections.ConfigDict) -> RefineSettings:
-  from scorehoi_jax.diffusion.sampler import settings_from_config
-  return settings_from_config(cfg)
-
-
 def default_refine_config() -> ml_collections.ConfigDict:
-  from scorehoi_jax.config import load_config
-  return load_config(_repo_config("refine_paper.py"))
-
-
-def _repo_config(name: str) -> str:
-  import os
-  return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", name)
-
-
-def make_learned_contact_fn(nets: Networks, image_size: int) -> Callable:
-  """The ContactFormer as refine's contact predictor; its parameters ride in aux (traced)."""
-
-  def contact_fn(human_points, object_points, aux):
-    out = nets.net.contact_former.apply({"params": aux["contact_params"]}, aux["feature_map"], human_points,
-                                        object_points, aux["cam_trans"], aux["focal"], aux["princpt"],
-                                        image_size, aux.get("geometry_tokens"))
-    return out["p_h"], out["p_o"], out["p_of"]
-
-  return contact_fn
+  """The paper's refinement settings, configs/refine_paper.py."""
+  return load_config("refine_paper")
 
 
 def sparse_upsampling(full: body_lib.BodyModel, indices) -> tuple[np.ndarray, np.ndarray]:
@@ -98,22 +81,27 @@ class Bodies:
   up_w: np.ndarray
 
 
+@functools.lru_cache(maxsize=4)
 def make_bodies(path: str | None = None) -> Bodies:
+  """The body models of a file (default: embedded), built once per path: every method of an evaluation
+  and every Reconstructor share them (the guidance subset and upsampling take ~0.4 s to build)."""
   full = body_lib.load_body_model(path or None)
   idx = body_lib.guidance_vertex_indices(full)
   up_idx, up_w = sparse_upsampling(full, idx)
   return Bodies(full, body_lib.subset_body_model(full, idx), idx, up_idx, up_w)
 
 
-def full_vertices(bodies: Bodies, rotmats, betas, guidance_points=None):
-  """Pelvis-centred full-mesh vertices [B, V, 3]; with ``guidance_points`` [B, Nh, 3] (e.g. the CRFormer's),
-  the model's own offsets at the guidance vertices are spread to every vertex (inverse-distance weights)."""
+def full_vertices(bodies: Bodies, rotmats, betas):
+  """Pelvis-centred full-mesh vertices [B, V, 3] of the parameters."""
   out = body_lib.body_forward(bodies.full, rotmats, betas)
-  verts = out.vertices - out.joints[..., :1, :]
-  if guidance_points is None:
-    return verts
-  offsets = guidance_points - verts[:, bodies.indices]
-  return verts + jnp.einsum("bvkc,vk->bvc", offsets[:, bodies.up_idx], bodies.up_w)
+  return out.vertices - out.joints[..., :1, :]
+
+
+def move_to_guidance_points(bodies: Bodies, vertices, guidance_points):
+  """Full-mesh ``vertices`` [B, V, 3] moved so its guidance vertices land on ``guidance_points``
+  [B, Nh, 3] (e.g. the CRFormer's): the offsets there are spread to every vertex (inverse-distance weights)."""
+  offsets = guidance_points - vertices[:, bodies.indices]
+  return vertices + jnp.einsum("bvkc,vk->bvc", offsets[:, bodies.up_idx], bodies.up_w)
 
 
 def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: int, image_cond: str = "pooled",
@@ -124,7 +112,7 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
   objects: ObjectGeometry [B] (template + SDF) for the penetration term.
   refine_fn: replaces diffusion.refine (same keyword interface), e.g. the optimisation baseline.
   """
-  contact_fn = make_learned_contact_fn(nets, image_size)
+  contact_fn = make_contact_fn(nets.net.contact_former)  # Its parameters ride in aux (traced).
   alphas = jnp.asarray(cosine_schedule() if alphas_cumprod is None else alphas_cumprod, jnp.float32)
   refine_impl = refine_fn or refine
 
@@ -136,12 +124,10 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
     out = nets.net.apply(net_vars, *args, train=False)
     fmap = out["feature_map"]
     x_reg = pack_x(out["pose6d"], out["obj_rot6d"], out["obj_trans"], out["betas"], stats)
-    c_img = jnp.mean(fmap, axis=(1, 2)) if image_cond == "pooled" else fmap.reshape(fmap.shape[0], -1,
-                                                                                      fmap.shape[-1])
     aux = {"feature_map": fmap, "cam_trans": out["cam_trans"], "focal": batch["focal"],
-           "princpt": batch["princpt"], "contact_params": net_vars["params"]["contact_former"],
-           "geometry_tokens": geo["tokens"]}
-    inputs = RefineInputs(x_init=x_reg, objects=objects, c_img=c_img, c_geo=geo["tokens"], aux=aux)
+           "princpt": batch["princpt"], "image_size": image_size,
+           "contact_params": net_vars["params"]["contact_former"], "geometry_tokens": geo["tokens"]}
+    inputs = RefineInputs(x_init=x_reg, objects=objects, c_img=image_condition(fmap, image_cond), c_geo=geo["tokens"], aux=aux)
     res = refine_impl(variables["denoiser"], inputs, body, stats, weights, denoiser=nets.denoiser,
                       contact_fn=contact_fn, settings=settings, alphas_cumprod=alphas)
     # Final refiner (CRFormer) on the refined estimate, with contacts re-predicted on it.
@@ -194,11 +180,10 @@ class Reconstructor:
   def __init__(self, model: TrainedModel, refine_config: ml_collections.ConfigDict | None = None,
                settings: RefineSettings | None = None, refine_fn: Callable | None = None,
                body_model: str | None = None):
-    from scorehoi_jax.diffusion.sampler import betas_stats_from_config, weights_from_config
     self.model = model
     cfg = refine_config if refine_config is not None else default_refine_config()
     self.refine_config = cfg
-    self.settings = settings if settings is not None else refine_settings(cfg)
+    self.settings = settings if settings is not None else settings_from_config(cfg)
     self.weights = weights_from_config(cfg)
     self.stats = betas_stats_from_config(cfg)
     self.image_size = int(model.config.data.image_size)
@@ -216,10 +201,6 @@ class Reconstructor:
     return self._fn(self.variables, b, objects, self.bodies.guidance, self.stats,
                     self.weights if weights is None else weights)
 
-  def decode(self, x) -> Any:
-    """x [..., 331] → pelvis-centred full-mesh vertices (no CRFormer offsets) and parts."""
-    from scorehoi_jax.diffusion.xpack import unpack_x
-    from scorehoi_jax.geometry.rotations import rot6d_to_matrix
-    p = unpack_x(jnp.asarray(x), self.stats)
-    return rot6d_to_matrix(p.pose6d), p.betas, rot6d_to_matrix(p.obj_rot6d), p.obj_trans
-
+  def decode(self, x) -> XParams:
+    """x [..., 331] → (rotation matrices as fed to LBS, betas, object rotation, object translation)."""
+    return decode_params(jnp.asarray(x), self.stats, self.bodies.full, self.settings.hand_mean)

@@ -195,22 +195,15 @@ def smplx_transl(body, betas, cam_trans):
 @functools.lru_cache(maxsize=4)
 def _make_post(rec):
   """Jitted: (x_regressor, x_refined, CRFormer points or None, cam_trans) → full meshes and parameters."""
-  from scorehoi_jax.body import add_hand_mean, body_forward
-  from scorehoi_jax.reconstruct import full_vertices
-  hand_mean = rec.settings.hand_mean
-
-  def absolute(x):
-    rot, betas, obj_rot, obj_trans = rec.decode(x)
-    return (add_hand_mean(rec.bodies.full, rot) if hand_mean else rot), betas, obj_rot, obj_trans
+  from scorehoi_jax.reconstruct import full_vertices, move_to_guidance_points
 
   def post(x_reg, x_ref, final_points, cam_trans):
-    rot0, betas0, obj_rot0, obj_trans0 = absolute(x_reg)
-    rot, betas, _, _ = absolute(x_ref)
-    plain = body_forward(rec.bodies.full, rot, betas)
-    final = full_vertices(rec.bodies, rot, betas, final_points)
+    rot0, betas0, obj_rot0, obj_trans0 = rec.decode(x_reg)
+    rot, betas, _, _ = rec.decode(x_ref)
+    plain = full_vertices(rec.bodies, rot, betas)
+    final = plain if final_points is None else move_to_guidance_points(rec.bodies, plain, final_points)
     return dict(initial_vertices=full_vertices(rec.bodies, rot0, betas0), initial_obj_rot=obj_rot0,
-                initial_obj_trans=obj_trans0, rotmats=rot, betas=betas,
-                vertex_offsets=final - (plain.vertices - plain.joints[..., :1, :]),
+                initial_obj_trans=obj_trans0, rotmats=rot, betas=betas, vertex_offsets=final - plain,
                 transl=smplx_transl(rec.bodies.full, betas, cam_trans), vertices=final)
 
   return jax.jit(post)

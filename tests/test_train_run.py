@@ -96,7 +96,8 @@ def test_exported_model_reproduces_the_stage1_forward(stage1_dir, stage2_dir, da
   from scorehoi_jax.diffusion.xpack import default_betas_stats, pack_x
   from scorehoi_jax.model_store import load_model
   from scorehoi_jax.objects import get_object, stack_geometries
-  from scorehoi_jax.reconstruct import Reconstructor, default_refine_config, refine_settings
+  from scorehoi_jax.diffusion.sampler import settings_from_config
+  from scorehoi_jax.reconstruct import Reconstructor, default_refine_config
   from scorehoi_jax.train import losses, run, steps
 
   model_dir = str(tmp_path / "model")
@@ -112,7 +113,7 @@ def test_exported_model_reproduces_the_stage1_forward(stage1_dir, stage2_dir, da
   ref, _ = setup.forward(s1.params, s1.batch_stats, s1.frozen, batch, train=False)
 
   rcfg = default_refine_config()
-  rec = Reconstructor(model, rcfg, settings=dataclasses.replace(refine_settings(rcfg), use_diffusion=False))
+  rec = Reconstructor(model, rcfg, settings=dataclasses.replace(settings_from_config(rcfg), use_diffusion=False))
   src = data_source(data_dir, "synthetic_hoi", "train")
   recs = [decode_record(src[i]) for i in range(2)]
   objects = stack_geometries([get_object(r["object_name"], seed=int(r["object_seed"]), sdf_resolution=16).geometry()

@@ -118,6 +118,24 @@ def loss_terms(x0, masks, inputs: RefineInputs, body_model, stats, weights: Guid
   return terms, dec
 
 
+def predict_contacts(x, inputs: RefineInputs, body_model, stats, contact_fn: ContactFn,
+                     settings: RefineSettings) -> tuple:
+  """(p_h, p_o, p_of) of the contact predictor on x decoded (the masks' source each round)."""
+  dec = decode_x(x, body_model, inputs.objects.template, stats, settings.hand_mean)
+  return tuple(contact_fn(dec.human_points, dec.object_points, inputs.aux))
+
+
+def refine_output(x_final, probs, terms: LossTerms, step_losses, x_rounds, inputs: RefineInputs, body_model,
+                  stats, weights: GuidanceWeights, settings: RefineSettings) -> RefineOutput:
+  """The RefineOutput of rounds scanned from inputs.x_init: prepends L_P at x_init (with the first round's
+  masks) to the per-round terms and decodes the final x. Shared by refine and the baselines."""
+  init_terms, _ = loss_terms(inputs.x_init, masks_from_probs(tuple(p[0] for p in probs), settings), inputs,
+                             body_model, stats, weights, settings)
+  losses = jax.tree_util.tree_map(lambda i, r: jnp.concatenate([i[None], r], 0), init_terms, terms)
+  dec = decode_x(x_final, body_model, inputs.objects.template, stats, settings.hand_mean)
+  return RefineOutput(x_final, dec, tuple(probs), losses, step_losses, x_rounds)
+
+
 def refine(params, inputs: RefineInputs, body_model: BodyModel, stats: BetasStats,
            weights: GuidanceWeights, *, denoiser, contact_fn: ContactFn,
            settings: RefineSettings, alphas_cumprod=None) -> RefineOutput:
@@ -142,9 +160,7 @@ def refine(params, inputs: RefineInputs, body_model: BodyModel, stats: BetasStat
   weights = weights.as_arrays()
   terms_at = lambda x, m: loss_terms(x, m, inputs, body_model, stats, weights, settings)
 
-  def predict(x):
-    dec = decode_x(x, body_model, inputs.objects.template, stats, settings.hand_mean)
-    return tuple(contact_fn(dec.human_points, dec.object_points, inputs.aux))
+  predict = lambda x: predict_contacts(x, inputs, body_model, stats, contact_fn, settings)
 
   if not settings.use_diffusion:
     probs = predict(x_init)
@@ -175,10 +191,7 @@ def refine(params, inputs: RefineInputs, body_model: BodyModel, stats: BetasStat
 
   (x_final, _), (probs, terms, step_losses, x_rounds) = jax.lax.scan(
       round_fn, (x_init, x_init), None, length=settings.num_rounds)
-  init_terms, _ = terms_at(x_init, masks_from_probs(tuple(p[0] for p in probs), settings))
-  losses = jax.tree_util.tree_map(lambda i, r: jnp.concatenate([i[None], r], 0), init_terms, terms)
-  dec = decode_x(x_final, body_model, inputs.objects.template, stats, settings.hand_mean)
-  return RefineOutput(x_final, dec, tuple(probs), losses, step_losses, x_rounds)
+  return refine_output(x_final, probs, terms, step_losses, x_rounds, inputs, body_model, stats, weights, settings)
 
 
 def make_refine_fn(denoiser, contact_fn: ContactFn, settings: RefineSettings, alphas_cumprod=None):

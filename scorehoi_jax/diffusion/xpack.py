@@ -107,6 +107,29 @@ def unpack_x(x, stats: BetasStats) -> XParts:
   )
 
 
+class XParams(NamedTuple):
+  """x as model inputs: rotation matrices (hand mean included when asked) and betas in model units."""
+  rotmats: jnp.ndarray  # [..., 52, 3, 3] as fed to LBS.
+  betas: jnp.ndarray  # [..., 10]
+  obj_rotmat: jnp.ndarray  # [..., 3, 3]
+  obj_trans: jnp.ndarray  # [..., 3] relative to the pelvis.
+
+
+def decode_params(x, stats: BetasStats, body_model: BodyModel | None = None, hand_mean: bool = False) -> XParams:
+  """x [..., 331] -> rotation matrices and betas (no body model forward).
+
+  hand_mean: released-code semantics (smplx ``flat_hand_mean=False``): the hand
+  rotations in x are offsets from ``body_model``'s mean hand pose.
+  """
+  p = unpack_x(x, stats)
+  rotmats = rot6d_to_matrix(p.pose6d)
+  if hand_mean:
+    if body_model is None:
+      raise ValueError("decode_params: hand_mean=True needs the body model (its mean hand pose).")
+    rotmats = add_hand_mean(body_model, rotmats)
+  return XParams(rotmats, p.betas, rot6d_to_matrix(p.obj_rot6d), p.obj_trans)
+
+
 def decode_x(x, body_model: BodyModel, template, stats: BetasStats,
              hand_mean: bool = False) -> Decoded:
   """x [..., 331] -> pelvis-centred body points and posed object points.
@@ -119,16 +142,12 @@ def decode_x(x, body_model: BodyModel, template, stats: BetasStats,
     hand_mean: released-code semantics (smplx ``flat_hand_mean=False``): the
       hand rotations in x are offsets from the model's mean hand pose.
   """
-  p = unpack_x(x, stats)
-  rotmats = rot6d_to_matrix(p.pose6d)
-  if hand_mean:
-    rotmats = add_hand_mean(body_model, rotmats)
-  out = body_forward(body_model, rotmats, p.betas)
+  p = decode_params(x, stats, body_model, hand_mean)
+  out = body_forward(body_model, p.rotmats, p.betas)
   pelvis = out.joints[..., :1, :]
-  r_o = rot6d_to_matrix(p.obj_rot6d)
-  obj = jnp.einsum("...kj,...ij->...ki", template, r_o) + p.obj_trans[..., None, :]
+  obj = jnp.einsum("...kj,...ij->...ki", template, p.obj_rotmat) + p.obj_trans[..., None, :]
   return Decoded(human_points=out.vertices - pelvis, joints=out.joints - pelvis,
-                 object_points=obj, rotmats=rotmats, obj_rotmat=r_o, obj_trans=p.obj_trans,
+                 object_points=obj, rotmats=p.rotmats, obj_rotmat=p.obj_rotmat, obj_trans=p.obj_trans,
                  betas=p.betas)
 
 

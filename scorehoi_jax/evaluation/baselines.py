@@ -39,8 +39,9 @@ import optax
 
 from scorehoi_jax.diffusion import ddim
 from scorehoi_jax.diffusion.losses import GuidanceWeights
-from scorehoi_jax.diffusion.refine import RefineInputs, RefineOutput, RefineSettings, loss_terms, masks_from_probs
-from scorehoi_jax.diffusion.xpack import BETAS, OBJ_ROT, OBJ_TRANS, POSE, X_DIM, decode_x
+from scorehoi_jax.diffusion.refine import (RefineInputs, RefineOutput, RefineSettings, loss_terms, masks_from_probs,
+                                           predict_contacts, refine_output)
+from scorehoi_jax.diffusion.xpack import BETAS, OBJ_ROT, OBJ_TRANS, POSE, X_DIM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,9 +87,7 @@ def make_optimization_refine(config: BaselineConfig = BaselineConfig()):
     weights = weights.as_arrays()
     terms_at = lambda x, m: loss_terms(x, m, inputs, body_model, stats, weights, settings)
 
-    def predict(x):
-      dec = decode_x(x, body_model, inputs.objects.template, stats, settings.hand_mean)
-      return tuple(contact_fn(dec.human_points, dec.object_points, inputs.aux))
+    predict = lambda x: predict_contacts(x, inputs, body_model, stats, contact_fn, settings)
 
     def objective(x, masks):
       """Sum over the batch of per-sample objectives: Adam is elementwise, so samples stay independent."""
@@ -119,9 +118,7 @@ def make_optimization_refine(config: BaselineConfig = BaselineConfig()):
       raise ValueError(f"optimization_refine: settings.num_rounds={settings.num_rounds}, expected >= 1.")
     (x_final, _), (probs, terms, step_losses, x_rounds) = jax.lax.scan(
         block, (x_init, tx.init(x_init)), None, length=settings.num_rounds)
-    init_terms, _ = terms_at(x_init, masks_from_probs(tuple(p[0] for p in probs), settings))
-    losses = jax.tree_util.tree_map(lambda i, r: jnp.concatenate([i[None], r], 0), init_terms, terms)
-    dec = decode_x(x_final, body_model, inputs.objects.template, stats, settings.hand_mean)
-    return RefineOutput(x_final, dec, tuple(probs), losses, step_losses, x_rounds)
+    return refine_output(x_final, probs, terms, step_losses, x_rounds, inputs, body_model, stats, weights,
+                         settings)
 
   return optimization_refine

@@ -58,16 +58,14 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.spatial import cKDTree
 
-from scorehoi_jax.body.model import add_hand_mean
 from scorehoi_jax.diffusion.losses import penetration_depths
 from scorehoi_jax.diffusion.refine import RefineSettings
-from scorehoi_jax.diffusion.xpack import unpack_x
+from scorehoi_jax.diffusion.xpack import decode_params
 from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.evaluation import metrics as M
 from scorehoi_jax.evaluation.baselines import BaselineConfig, make_optimization_refine
-from scorehoi_jax.geometry.rotations import rot6d_to_matrix
 from scorehoi_jax.geometry.sampling import sample_surface
-from scorehoi_jax.reconstruct import Bodies, Reconstructor, full_vertices
+from scorehoi_jax.reconstruct import Bodies, Reconstructor, full_vertices, move_to_guidance_points
 
 METHODS = {
     "regressor": "regressor only (Table 3 'w/o diffusion')",
@@ -225,16 +223,14 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, map_ba
   def score_jit(stages, stats, gt, obj):
     b = stages.x_regressor.shape[0]
     xs = jnp.concatenate([stages.x_regressor[None], stages.x_rounds, stages.x_refined[None]], 0)  # [S1, B, 331]
-    p = unpack_x(xs, stats)
-    rot, betas = rot6d_to_matrix(p.pose6d), p.betas
-    if hand_mean:
-      rot = add_hand_mean(bodies.full, rot)
+    p = decode_params(xs, stats, bodies.full, hand_mean)
+    rot, betas = p.rotmats, p.betas
     s1 = xs.shape[0]
     verts = full_vertices(bodies, rot.reshape((-1,) + rot.shape[2:]), betas.reshape(-1, betas.shape[-1]))
     verts = verts.reshape((s1, b) + verts.shape[1:])
-    final = full_vertices(bodies, rot[-1], betas[-1], stages.final_human_points)
+    final = move_to_guidance_points(bodies, verts[-1], stages.final_human_points)  # x^N + CRFormer offsets.
     pred_h = jnp.concatenate([verts, final[None]], 0)  # [S, B, V, 3]
-    pred_r = jnp.concatenate([rot6d_to_matrix(p.obj_rot6d), stages.final_obj_rotmat[None]], 0)
+    pred_r = jnp.concatenate([p.obj_rotmat, stages.final_obj_rotmat[None]], 0)
     pred_t = jnp.concatenate([p.obj_trans, stages.final_obj_trans[None]], 0)
     gt_h = full_vertices(bodies, gt["pose"], gt["betas"])
     # The ground truth itself is scored as one more stage, through the very same code.
@@ -379,7 +375,8 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
      "compile_seconds", "scoring_seconds", "wall_seconds"}}, "ground_truth": metrics}
   """
   from tqdm import tqdm
-  from scorehoi_jax.reconstruct import default_refine_config, refine_settings
+  from scorehoi_jax.diffusion.sampler import settings_from_config
+  from scorehoi_jax.reconstruct import default_refine_config
   extra_methods = dict(extra_methods or {})
   methods = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
   for m in methods:
@@ -390,7 +387,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
   if batch_size < 1:
     raise EvaluationError(f"--batch must be at least 1, got {batch_size}.")
   cfg = refine_config if refine_config is not None else default_refine_config()
-  base_settings = refine_settings(cfg)
+  base_settings = settings_from_config(cfg)
   if objects is None and dataset != "synthetic_hoi":
     raise EvaluationError(f"evaluating {dataset} needs the dataset's own object meshes (pass objects=...); "
                           "the built-in library holds procedural stand-ins, which would be a wrong ground truth.")

@@ -219,6 +219,16 @@ def fixed_samples(reference_vertices, faces, num_samples: int = NUM_CHAMFER_SAMP
   return FixedSamples(np.asarray(faces), g.face_index, g.barycentric, p.face_index, p.barycentric)
 
 
+def _cd_fscore(ps, gs, chunk: int, fscore_threshold: float):
+  """Chamfer distance (cm) and F-score of sample sets [..., S, 3] (JAX, nearest neighbours by GEMM)."""
+  d_pg, _ = nearest_distances(ps, gs, chunk)
+  d_gp, _ = nearest_distances(gs, ps, chunk)
+  cd = 100.0 * (d_gp.mean(-1) + d_pg.mean(-1))
+  p = jnp.mean(d_pg < fscore_threshold, axis=-1)
+  r = jnp.mean(d_gp < fscore_threshold, axis=-1)
+  return cd, jnp.where(p + r > 0, 2 * p * r / jnp.maximum(p + r, 1e-12), 0.0)
+
+
 def make_batched_chamfer(human: FixedSamples, obj: FixedSamples, chunk: int = 2048,
                          fscore_threshold: float = FSCORE_THRESHOLD):
   """A jitted fn(pred_h, pred_o, gt_h, gt_o) -> dict of [B] metrics.
@@ -231,13 +241,7 @@ def make_batched_chamfer(human: FixedSamples, obj: FixedSamples, chunk: int = 20
   def part_metrics(pred_v, gt_v, s: FixedSamples):
     ps = repose_samples(pred_v, s.faces, s.pred_face, s.pred_bary)
     gs = repose_samples(gt_v, s.faces, s.gt_face, s.gt_bary)
-    d_pg, _ = nearest_distances(ps, gs, chunk)
-    d_gp, _ = nearest_distances(gs, ps, chunk)
-    cd = 100.0 * (d_gp.mean(-1) + d_pg.mean(-1))
-    p = jnp.mean(d_pg < fscore_threshold, axis=-1)
-    r = jnp.mean(d_gp < fscore_threshold, axis=-1)
-    f = jnp.where(p + r > 0, 2 * p * r / jnp.maximum(p + r, 1e-12), 0.0)
-    return cd, f
+    return _cd_fscore(ps, gs, chunk, fscore_threshold)
 
   @jax.jit
   def fn(pred_h, pred_o, gt_h, gt_o):
@@ -271,13 +275,6 @@ def make_hoi_chamfer(human: FixedSamples, chunk: int = 2048, fscore_threshold: f
   (KD-trees: ~40× faster than the brute-force search on a CPU).
   """
 
-  def nn_metrics(ps, gs):
-    d_pg, _ = nearest_distances(ps, gs, chunk)
-    d_gp, _ = nearest_distances(gs, ps, chunk)
-    p = jnp.mean(d_pg < fscore_threshold)
-    r = jnp.mean(d_gp < fscore_threshold)
-    return 100.0 * (d_gp.mean() + d_pg.mean()), jnp.where(p + r > 0, 2 * p * r / jnp.maximum(p + r, 1e-12), 0.0)
-
   def fn(pred_h, gt_h, pred_o, gt_o, obj_weight, pred_os, gt_os):
     w = jnp.concatenate([jnp.ones(pred_h.shape[:1], pred_h.dtype), obj_weight.astype(pred_h.dtype)])
     sim = procrustes_similarity(jnp.concatenate([pred_h, pred_o]), jnp.concatenate([gt_h, gt_o]), w)
@@ -286,8 +283,8 @@ def make_hoi_chamfer(human: FixedSamples, chunk: int = 2048, fscore_threshold: f
     pos = apply_similarity(*sim, pred_os)
     if return_samples:
       return {"human_pred": ps, "human_gt": gs, "object_pred": pos, "object_gt": gt_os}
-    cd_h, f_h = nn_metrics(ps, gs)
-    cd_o, f_o = nn_metrics(pos, gt_os)
+    cd_h, f_h = _cd_fscore(ps, gs, chunk, fscore_threshold)
+    cd_o, f_o = _cd_fscore(pos, gt_os, chunk, fscore_threshold)
     return {"cd_human": cd_h, "cd_object": cd_o, "fscore_human": f_h, "fscore_object": f_o}
 
   return fn

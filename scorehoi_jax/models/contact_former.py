@@ -137,17 +137,20 @@ class ContactFormer(nn.Module):
             "human_tokens": h_tokens, "object_tokens": o_tokens}
 
 
-def make_contact_fn(module: ContactFormer, params) -> Callable:
+def make_contact_fn(module: ContactFormer, params=None) -> Callable:
   """The refinement's contact predictor: (V_h [B,Nh,3], P_o [B,K,3], aux) -> (p_h, p_o, p_of).
 
   aux = {"feature_map": [B, h, w, C], "cam_trans": [B, 3], "focal": [B, 2],
   "princpt": [B, 2], "image_size": S, optional "geometry_tokens": [B, K, G]}.
   Points are pelvis-centred (cam_trans is added before projecting).
-  params: the ContactFormer's parameter tree (or ``{"params": tree}``).
+  params: the ContactFormer's parameter tree (or ``{"params": tree}``), fixed
+  into the function; None: read from ``aux["contact_params"]`` at each call, so
+  the parameters are traced values and new ones never recompile (reconstruct.py).
   """
-  variables = params if "params" in params else {"params": params}
+  fixed = None if params is None else (params if "params" in params else {"params": params})
 
   def contact_fn(human_points, object_points, aux):
+    variables = fixed if fixed is not None else {"params": aux["contact_params"]}
     out = module.apply(variables, aux["feature_map"], human_points, object_points, aux["cam_trans"],
                        aux["focal"], aux["princpt"], aux["image_size"], aux.get("geometry_tokens"))
     return out["p_h"], out["p_o"], out["p_of"]

@@ -44,6 +44,15 @@ def timestep_embedding(t: jnp.ndarray, dim: int, max_period: float = 10000.0) ->
   return emb
 
 
+def image_condition(feature_map: jnp.ndarray, mode: str = "pooled") -> jnp.ndarray:
+  """c_I from the backbone map F [B, h, w, C]: 'pooled' = GAP(F) [B, C] (paper §3.5), 'map' = h·w tokens."""
+  if mode == "pooled":
+    return jnp.mean(feature_map, axis=(1, 2))
+  if mode == "map":
+    return feature_map.reshape(feature_map.shape[0], -1, feature_map.shape[-1])
+  raise ValueError(f"image_cond={mode!r}; expected 'pooled' or 'map'.")
+
+
 class TimeMLP(nn.Module):
   """Sinusoid → Dense → GELU → Dense (released time_mlp)."""
   dim: int

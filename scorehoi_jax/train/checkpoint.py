@@ -73,21 +73,9 @@ class Checkpoints:
 
     step=None: the newest checkpoint (or the best one with best=True).
     """
-    manager = self._best if best and self._best is not None else self._manager
-    if step is None:
-      step = self.best_step() if best else self.latest_step()
-    if step is None:
-      raise CheckpointError(f"{self.directory}: no checkpoint found.")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    try:
-      out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
-                                                          meta=ocp.args.JsonRestore()))
-    except Exception as e:  # Orbax raises many types; the user needs the path and the gist.
-      msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-      raise CheckpointError(f"{os.path.join(str(manager.directory), str(step))}: cannot restore checkpoint "
-                            f"({type(e).__name__}: {msg[:300]}). Is it corrupt, or from a different "
-                            "model/config?") from None
-    return out["state"], out["meta"]
+    return self._restore(ocp.args.StandardRestore(abstract), step, best,
+                         "cannot restore checkpoint", " Is it corrupt, or from a different model/config?")
 
   def restore_raw(self, step: int | None = None, best: bool = False):
     """(state as nested dicts of NumPy arrays, meta) without a target structure.
@@ -95,19 +83,22 @@ class Checkpoints:
     For export and inspection: no model needs to be built. step=None: the
     newest checkpoint (or the best one with best=True).
     """
+    state, meta = self._restore(ocp.args.StandardRestore(), step, best, "cannot read checkpoint", "")
+    return jax.tree.map(np.asarray, state), meta
+
+  def _restore(self, state_args, step: int | None, best: bool, what: str, hint: str):
     manager = self._best if best and self._best is not None else self._manager
     if step is None:
       step = self.best_step() if best else self.latest_step()
     if step is None:
       raise CheckpointError(f"{self.directory}: no checkpoint found.")
     try:
-      out = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
-                                                          meta=ocp.args.JsonRestore()))
-    except Exception as e:
+      out = manager.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+    except Exception as e:  # Orbax raises many types; the user needs the path and the gist.
       msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-      raise CheckpointError(f"{os.path.join(str(manager.directory), str(step))}: cannot read checkpoint "
-                            f"({type(e).__name__}: {msg[:300]}).") from None
-    return jax.tree.map(np.asarray, out["state"]), out["meta"]
+      raise CheckpointError(f"{os.path.join(str(manager.directory), str(step))}: {what} "
+                            f"({type(e).__name__}: {msg[:300]}).{hint}") from None
+    return out["state"], out["meta"]
 
   def close(self):
     self._manager.close()

@@ -31,7 +31,7 @@ import optax
 
 from scorehoi_jax.body.model import BodyModel
 from scorehoi_jax.diffusion.xpack import BetasStats, default_betas_stats, pack_x_from_matrices
-from scorehoi_jax.models.denoiser import Denoiser
+from scorehoi_jax.models.denoiser import Denoiser, image_condition
 from scorehoi_jax.models.hoi_net import HOINet
 from scorehoi_jax.models.point_encoder import PointEncoder
 from scorehoi_jax.train import losses
@@ -177,12 +177,7 @@ class Stage2Setup:
     """c_I and c_G from the frozen networks (no gradient)."""
     geo = geometry_features(self.point_encoder, frozen["point_encoder"], batch["object_template"])
     fmap = self.net.apply(frozen["net"], batch["image"], geo["global"], False, method=HOINet.features)
-    if self.image_cond == "pooled":
-      c_img = jnp.mean(fmap, axis=(1, 2))
-    elif self.image_cond == "map":
-      c_img = fmap.reshape(fmap.shape[0], -1, fmap.shape[-1])
-    else:
-      raise ValueError(f"Stage2Setup.image_cond={self.image_cond!r}; expected 'pooled' or 'map'.")
+    c_img = image_condition(fmap, self.image_cond)
     return jax.lax.stop_gradient({"image": c_img, "geometry": geo["tokens"]})
 
   def x0(self, batch) -> jnp.ndarray:
