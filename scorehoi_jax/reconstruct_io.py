@@ -51,6 +51,7 @@ import os
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from scorehoi_jax.errors import ScoreHOIError
@@ -194,17 +195,27 @@ def smplx_transl(body, betas, cam_trans):
 
 @functools.lru_cache(maxsize=4)
 def _make_post(rec):
-  """Jitted: (x_regressor, x_refined, CRFormer points or None, cam_trans) → full meshes and parameters."""
+  """Jitted: the model's results in the crop's virtual camera → full meshes and parameters in the image camera.
+
+  (x_regressor, x_refined, CRFormer points or None, cam_trans, object R and t relative to the pelvis,
+  camera_rot): camera_rot [B, 3, 3] turns the virtual camera of each crop into the image camera
+  (data.pipeline, "Crop-aware camera"): it rotates the global orientation, every pelvis-centred
+  vector, the pelvis position and the object pose.
+  """
   from scorehoi_jax.reconstruct import full_vertices, move_to_guidance_points
 
-  def post(x_reg, x_ref, final_points, cam_trans):
+  def post(x_reg, x_ref, final_points, cam_trans, obj_rot, obj_trans, camera_rot):
+    turn = lambda v: jnp.einsum("bij,b...j->b...i", camera_rot, v)  # Vectors [B, ..., 3].
+    turn_mat = lambda m: jnp.einsum("bij,bjk->bik", camera_rot, m)  # Rotations [B, 3, 3].
     rot0, betas0, obj_rot0, obj_trans0 = rec.decode(x_reg)
     rot, betas, _, _ = rec.decode(x_ref)
     plain = full_vertices(rec.bodies, rot, betas)
     final = plain if final_points is None else move_to_guidance_points(rec.bodies, plain, final_points)
-    return dict(initial_vertices=full_vertices(rec.bodies, rot0, betas0), initial_obj_rot=obj_rot0,
-                initial_obj_trans=obj_trans0, rotmats=rot, betas=betas, vertex_offsets=final - plain,
-                transl=smplx_transl(rec.bodies.full, betas, cam_trans), vertices=final)
+    cam = turn(cam_trans)
+    return dict(initial_vertices=turn(full_vertices(rec.bodies, rot0, betas0)), initial_obj_rot=turn_mat(obj_rot0),
+                initial_obj_trans=turn(obj_trans0), rotmats=rot.at[:, 0].set(turn_mat(rot[:, 0])), betas=betas,
+                vertex_offsets=turn(final - plain), transl=smplx_transl(rec.bodies.full, betas, cam),
+                vertices=turn(final), cam_trans=cam, obj_rot=turn_mat(obj_rot), obj_trans=turn(obj_trans))
 
   return jax.jit(post)
 
@@ -273,9 +284,9 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
         _, _, obj_rot, obj_trans = rec.decode(stages.x_refined)
         points = None
       res = jax.device_get(dict(
-          cam_trans=stages.cam_trans, obj_rot=obj_rot, obj_trans=obj_trans,
           p_h=stages.contacts[0], p_o=stages.contacts[1], p_of=stages.contacts[2],
-          **post(stages.x_regressor, stages.x_refined, points, stages.cam_trans)))
+          **post(stages.x_regressor, stages.x_refined, points, stages.cam_trans, obj_rot, obj_trans,
+                 jnp.asarray(batch["camera_rot"]))))
       for i, (f, o, (_, record)) in enumerate(zip(chunk, objs, loaded)):
         folder = os.path.join(tmp, f.name) if per_frame_dirs else tmp
         os.makedirs(folder, exist_ok=True)

@@ -55,7 +55,8 @@ def test_crop_contains_both_masks(record):
     ys, xs = np.nonzero(record[key])
     q = tf.apply(np.stack([xs, ys], -1))
     assert q.min() >= -0.5 and q.max() <= 63.5  # Every mask pixel lands inside the crop...
-    assert ex["image"][..., ch].sum() > 0.5 * len(xs) * tf.a[0, 0] * tf.a[1, 1]  # ...and is there.
+    area = np.prod(ex["focal"] / record["focal"])  # Crop pixels per image pixel (near the axis).
+    assert ex["image"][..., ch].sum() > 0.5 * len(xs) * area  # ...and is there.
   # Union box ×1.3: the masks span about 1/1.3 of the crop along the longer side.
   union = (ex["image"][..., 3] + ex["image"][..., 4]) > 0
   extent = max(np.ptp(np.nonzero(union.any(0))[0]), np.ptp(np.nonzero(union.any(1))[0])) + 1
@@ -66,7 +67,8 @@ def test_crop_contains_both_masks(record):
 def test_targets_follow_the_image_under_augmentation(record, seed):
   cfg = pl.PipelineConfig(size=96, augment=True, rot_prob=1.0)
   ex, tf = pl.make_example(record, cfg, pl.example_rng(seed, 0, 0))
-  # 3D object points in the (rotated) camera frame of the example, from its targets.
+  # 3D object points in the virtual camera of the example, from its targets: the crop is that camera's
+  # image, so projecting with the example's intrinsics lands where the crop put the original pixels.
   obj_pts = record["object_template"] @ ex["obj_rot"].T + ex["obj_trans"] + ex["cam_trans"]
   q_new = _project(obj_pts, ex["focal"], ex["princpt"])
   # The same points in the original frame, projected with the original camera, then cropped.
@@ -77,8 +79,17 @@ def test_targets_follow_the_image_under_augmentation(record, seed):
   np.testing.assert_allclose(_project(ex["cam_trans"][None], ex["focal"], ex["princpt"]),
                              tf.apply(_project(record["cam_trans"][None], record["focal"], record["princpt"])),
                              atol=1e-3)
-  rz = ex["pose"][0] @ record["pose"][0].T
-  assert np.allclose(rz[2], [0, 0, 1], atol=1e-5)  # A rotation about the optical axis.
+  # camera_rot is a rotation that takes the example's frame back to the original camera; it turns the
+  # virtual optical axis onto the original camera's ray through the crop centre.
+  r = ex["camera_rot"]
+  np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-5)
+  assert np.linalg.det(r) == pytest.approx(1.0, abs=1e-5)
+  np.testing.assert_allclose(r @ ex["pose"][0], record["pose"][0], atol=1e-5)
+  np.testing.assert_allclose(r @ ex["cam_trans"], record["cam_trans"], atol=1e-5)
+  centre = tf.inverse(np.full((1, 2), (96 - 1) / 2))[0]
+  ray = np.array([(centre[0] - record["princpt"][0]) / record["focal"][0],
+                  (centre[1] - record["princpt"][1]) / record["focal"][1], 1.0])
+  np.testing.assert_allclose(r[:, 2], ray / np.linalg.norm(ray), atol=1e-6)
   # Content: the object's origin (the ball's centre) lands on the object mask of the crop,
   # and the rotation keeps the pelvis-to-object distance.
   q = _project((ex["obj_trans"] + ex["cam_trans"])[None], ex["focal"], ex["princpt"])[0]
@@ -109,11 +120,15 @@ def test_image_content_moves_with_the_transform(record):
 
 
 def _scipy_warp(channel, tf, size):
-  """Independent reference: scipy's affine_transform in (row, col) order, bilinear, zeros outside."""
+  """Independent reference: source points from the inverse homography, sampled by scipy's
+  map_coordinates in (row, col) order, bilinear, zeros outside."""
   from scipy import ndimage
-  inv = np.linalg.inv(tf.a)
-  return ndimage.affine_transform(np.asarray(channel, np.float64), inv[::-1, ::-1], (-inv @ tf.b)[::-1],
-                                  output_shape=(size, size), order=1, mode="constant")
+  q = np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).reshape(-1, 2).astype(np.float64)
+  hinv = np.linalg.inv(tf.h)
+  p = np.c_[q, np.ones(len(q))] @ hinv.T
+  p = p[:, :2] / p[:, 2:]
+  out = ndimage.map_coordinates(np.asarray(channel, np.float64), [p[:, 1], p[:, 0]], order=1, mode="constant")
+  return out.reshape(size, size)
 
 
 def _inside(tf, size, shape, margin=1.0):
@@ -125,7 +140,7 @@ def _inside(tf, size, shape, margin=1.0):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8])
-def test_warp_matches_scipy_affine_transform(dtype):
+def test_warp_matches_a_scipy_resampling(dtype):
   rng = np.random.default_rng(0)
   h, w = 90, 130
   yy, xx = np.mgrid[:h, :w]

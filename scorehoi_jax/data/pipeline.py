@@ -26,6 +26,25 @@ focal k·f̄ and the image rotation by θ is the 3D rotation Rz(θ) about the
 optical axis, applied to the global orientation, pelvis and object pose.
 Every random draw comes from a generator seeded by (seed, epoch, index), so
 an example is reproducible on its own.
+
+Crop-aware camera (design.md §10, a perspective crop): the subject may sit
+anywhere in a photo, far from the optical axis. The networks never see that.
+Every crop is the image of a *virtual camera* that shares the camera centre
+but looks along the ray through the box centre (turned by the in-plane
+augmentation; panned about the camera's y axis, then tilted), with a square-pixel focal f_v and its principal point at the
+crop centre c = ((S−1)/2, (S−1)/2). With R_v that pan and tilt of the optical
+axis onto the ray and Rz(θ) the augmentation, m = R_vᵀ Rz(θ) takes camera
+coordinates into the virtual camera, and the crop is the homography
+
+  x_crop ~ K_v m K⁻¹ x_image,  K_v = [[f_v, 0, c], [0, f_v, c], [0, 0, 1]],
+
+exact for every depth because it is a pure rotation of the camera. Targets are
+rotated into the virtual camera (X_v = m X), ``princpt`` is c, and
+``camera_rot`` = mᵀ takes results back (X_image = camera_rot · X_v). A
+subject anywhere in a photo therefore gives the networks the same input as
+the same subject on the optical axis, and its result is turned by the exact
+rotation of its viewing ray. With the box centred on the principal point and
+no augmentation, m = I and the crop is the plain scale-and-shift of before.
 """
 
 from __future__ import annotations
@@ -43,7 +62,7 @@ from scorehoi_jax.errors import ScoreHOIError
 NUM_JOINTS = 52
 NUM_HUMAN_CONTACT = 431
 NUM_TEMPLATE = 64
-EXAMPLE_KEYS = ("image", "pose", "betas", "obj_rot", "obj_trans", "cam_trans", "focal", "princpt",
+EXAMPLE_KEYS = ("image", "pose", "betas", "obj_rot", "obj_trans", "cam_trans", "focal", "princpt", "camera_rot",
                 "object_template", "object_id", "human_contact", "object_contact", "object_floor_contact", "valid")
 
 
@@ -72,17 +91,22 @@ class PipelineConfig:
 
 
 class CropTransform:
-  """The affine map from original pixels p to crop pixels q = A p + b (and its inverse)."""
+  """The homography from original pixels p to crop pixels q ~ H [p, 1] (and its inverse)."""
 
-  def __init__(self, a: np.ndarray, b: np.ndarray):
-    self.a = np.asarray(a, np.float64)
-    self.b = np.asarray(b, np.float64)
+  def __init__(self, h: np.ndarray):
+    self.h = np.asarray(h, np.float64)
+
+  @staticmethod
+  def _map(h, points) -> np.ndarray:
+    p = np.asarray(points, np.float64)
+    q = p @ h[:, :2].T + h[:, 2]
+    return q[..., :2] / q[..., 2:]
 
   def apply(self, points) -> np.ndarray:
-    return np.asarray(points, np.float64) @ self.a.T + self.b
+    return self._map(self.h, points)
 
   def inverse(self, points) -> np.ndarray:
-    return (np.asarray(points, np.float64) - self.b) @ np.linalg.inv(self.a).T
+    return self._map(np.linalg.inv(self.h), points)
 
 
 def _rot_z(theta: float) -> np.ndarray:
@@ -90,13 +114,32 @@ def _rot_z(theta: float) -> np.ndarray:
   return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def mask_box(human_mask: np.ndarray, object_mask: np.ndarray, name: str = "frame") -> np.ndarray:
-  """[x0, y0, x1, y1] pixel-edge box of the union of the masks (pixel i spans i ± 0.5)."""
-  union = (np.asarray(human_mask) > 0) | (np.asarray(object_mask) > 0)
+def mask_outline(human_mask: np.ndarray, object_mask: np.ndarray, name: str = "frame") -> np.ndarray:
+  """Pixel-edge corners [N, 2] of the convex hull of the union of the masks: every extreme point of
+  the masks under any homography is among them, so the crop can be fitted in the virtual camera."""
+  union = ((np.asarray(human_mask) > 0) | (np.asarray(object_mask) > 0)).astype(np.uint8)
   if not union.any():
     raise PipelineError(f"{name}: both masks are empty; nothing to crop.")
-  rows, cols = np.nonzero(union.any(1))[0], np.nonzero(union.any(0))[0]
-  return np.array([cols[0] - 0.5, rows[0] - 0.5, cols[-1] + 0.5, rows[-1] + 0.5])
+  hull = cv2.convexHull(cv2.findNonZero(union)).reshape(-1, 2).astype(np.float64)
+  corners = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+  return (hull[:, None] + corners[None]).reshape(-1, 2)
+
+
+def view_rotation(r) -> np.ndarray:
+  """R_v [3, 3] with R_v ẑ = r/|r|: a pan about the camera's y axis, then a tilt about the panned x axis.
+
+  R_v = Ry(atan2(r_x, r_z)) · Rx(asin(−r̂_y)). Pan-then-tilt keeps the virtual
+  camera's x axis level in the camera's x–z plane, so a person upright in the
+  photo stays upright in an off-centre crop (the shortest rotation onto r
+  would roll the crop by up to a few degrees towards the image corners), and a
+  camera turned by a pan and a tilt turns every crop by exactly that rotation.
+  """
+  r = np.asarray(r, np.float64) / np.linalg.norm(r)
+  yaw, pitch = np.arctan2(r[0], r[2]), np.arcsin(np.clip(-r[1], -1.0, 1.0))
+  cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+  ry = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+  rx = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
+  return ry @ rx
 
 
 def draw_augmentation(rng: np.random.Generator, config: PipelineConfig):
@@ -111,21 +154,40 @@ def draw_augmentation(rng: np.random.Generator, config: PipelineConfig):
   return scale, np.deg2rad(rot), gains
 
 
-def crop_transform(box, focal, princpt, size: int, expand: float = 1.3, scale: float = 1.0,
-                   rot: float = 0.0):
-  """The crop affine and the crop's intrinsics (focal [2], princpt [2])."""
-  fx, fy = float(focal[0]), float(focal[1])
-  fbar = np.sqrt(fx * fy)
-  d = np.diag([fbar / fx, fbar / fy])
-  x0, y0, x1, y1 = box
-  center = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-  side = max((x1 - x0) * d[0, 0], (y1 - y0) * d[1, 1]) * expand * scale
-  k = size / side
-  c, s = np.cos(rot), np.sin(rot)
-  a = k * np.array([[c, -s], [s, c]]) @ d
-  b = (size - 1) / 2.0 - a @ center
-  pp = a @ np.asarray(princpt, np.float64) + b
-  return CropTransform(a, b), np.array([k * fbar, k * fbar]), pp
+def crop_transform(outline, focal, princpt, size: int, expand: float = 1.3, scale: float = 1.0,
+                   rot: float = 0.0, iterations: int = 3):
+  """(CropTransform, virtual focal [2], m [3, 3]) of the perspective crop (module docstring).
+
+  outline: image points [N, 2] the crop must frame (``mask_outline``), or a
+  box [x0, y0, x1, y1]. The virtual camera looks through the centre of their
+  box *as that camera sees them* (a few fixed-point steps from the image box's
+  centre), and the crop's side covers ``expand·scale`` times that box's longer
+  side; both are therefore the same for the same subject anywhere in the frame.
+  m turns camera coordinates into the virtual camera's.
+  """
+  pts = np.asarray(outline, np.float64)
+  if pts.shape == (4,):
+    pts = pts[[0, 1, 2, 1, 2, 3, 0, 3]].reshape(4, 2)
+  k = np.array([[focal[0], 0.0, princpt[0]], [0.0, focal[1], princpt[1]], [0.0, 0.0, 1.0]], np.float64)
+  rz = _rot_z(rot)
+  rays = rz @ np.linalg.solve(k, np.c_[pts, np.ones(len(pts))].T)  # [3, N], in the rolled camera.
+  lo, hi = pts.min(0), pts.max(0)
+  r = rz @ np.linalg.solve(k, np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, 1.0]))
+  for _ in range(iterations):
+    r_v = view_rotation(r)
+    w = r_v.T @ rays
+    xy = w[:2] / w[2]
+    lo, hi = xy.min(1), xy.max(1)
+    r = r_v @ np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, 1.0])
+  r_v = view_rotation(r)
+  w = r_v.T @ rays
+  xy = w[:2] / w[2]
+  side = float(np.max(xy.max(1) - xy.min(1))) * expand * scale  # In units of the focal length.
+  f_v = size / side
+  c = (size - 1) / 2.0
+  k_v = np.array([[f_v, 0.0, c], [0.0, f_v, c], [0.0, 0.0, 1.0]])
+  m = r_v.T @ rz
+  return CropTransform(k_v @ m @ np.linalg.inv(k)), np.array([f_v, f_v]), m
 
 
 def warp(image: np.ndarray, tf: CropTransform, size: int) -> np.ndarray:
@@ -134,18 +196,21 @@ def warp(image: np.ndarray, tf: CropTransform, size: int) -> np.ndarray:
   One ``cv2.warpAffine`` per group of at most 4 channels (OpenCV's
   vectorised bilinear paths cover 1-4 channels; 5 channels take a slow
   generic path). OpenCV, like ``CropTransform``, puts pixel centres at
-  integer coordinates, so the forward map [A | b] is passed as it is.
+  integer coordinates, so the forward homography is passed as it is
+  (``cv2.warpAffine`` when it is affine, the common case of a centred subject).
   OpenCV quantises source coordinates to 1/32 pixel, far below what a
   256-pixel crop of a photo can resolve.
   """
   img = np.asarray(image)
   if img.dtype not in (np.uint8, np.float32):
     img = img.astype(np.float32)
-  m = np.concatenate([tf.a, tf.b[:, None]], 1)
+  h = tf.h / tf.h[2, 2]
+  affine = np.allclose(h[2, :2], 0.0, atol=1e-12)
+  kw = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
   def one(x):
-    return cv2.warpAffine(x, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=0).reshape(size, size, -1)
+    out = cv2.warpAffine(x, h[:2], (size, size), **kw) if affine else cv2.warpPerspective(x, h, (size, size), **kw)
+    return out.reshape(size, size, -1)
 
   if img.ndim == 2:
     return one(img)[..., 0]
@@ -179,9 +244,9 @@ def make_example(record: dict, config: PipelineConfig = PipelineConfig(), rng: n
       raise PipelineError(f"{name}: {key} is empty.")
   rng = rng if rng is not None else np.random.default_rng(0)
   scale, rot, gains = draw_augmentation(rng, config)
-  box = mask_box(hm, om, name)
-  tf, focal, princpt = crop_transform(box, record["focal"], record["princpt"], config.size, config.expand,
-                                      scale, rot)
+  # m: image camera → the crop's virtual camera (module docstring).
+  tf, focal, m = crop_transform(mask_outline(hm, om, name), record["focal"], record["princpt"], config.size,
+                                config.expand, scale, rot)
   s = config.size
   # Two warps: RGB in the image's dtype, both masks as 0/255 uint8 (thresholded at one half after).
   img5 = np.empty((s, s, 5), np.float32)
@@ -191,12 +256,11 @@ def make_example(record: dict, config: PipelineConfig = PipelineConfig(), rng: n
   masks = warp(np.stack([hm > 0, om > 0], -1).view(np.uint8) * np.uint8(255), tf, s)
   img5[..., 3:] = masks >= 128
 
-  rz = _rot_z(rot)
   pose = _target(record, "pose", (NUM_JOINTS, 3, 3), np.eye(3))
-  pose[0] = rz @ pose[0]
-  cam_trans = rz @ _target(record, "cam_trans", (3,), 0.0)
-  obj_rot = rz @ _target(record, "obj_rot", (3, 3), np.eye(3))
-  obj_abs = rz @ _target(record, "obj_trans", (3,), 0.0)
+  pose[0] = m @ pose[0]
+  cam_trans = m @ _target(record, "cam_trans", (3,), 0.0)
+  obj_rot = m @ _target(record, "obj_rot", (3, 3), np.eye(3))
+  obj_abs = m @ _target(record, "obj_trans", (3,), 0.0)
   example = {
       "image": img5,
       "pose": pose.astype(np.float32),
@@ -205,7 +269,8 @@ def make_example(record: dict, config: PipelineConfig = PipelineConfig(), rng: n
       "obj_trans": (obj_abs - cam_trans).astype(np.float32),
       "cam_trans": cam_trans.astype(np.float32),
       "focal": focal.astype(np.float32),
-      "princpt": princpt.astype(np.float32),
+      "princpt": np.full(2, (s - 1) / 2.0, np.float32),  # The virtual camera looks through the crop centre.
+      "camera_rot": m.T.astype(np.float32),  # Virtual camera → image camera.
       "object_template": _target(record, "object_template", (NUM_TEMPLATE, 3), 0.0),
       "object_id": np.asarray(record.get("object_id", -1), np.int32),
       "human_contact": _target(record, "human_contact", (NUM_HUMAN_CONTACT,), 0.0),
