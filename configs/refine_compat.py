@@ -3,8 +3,11 @@
 N = 20 rounds, τ = 50, Δt = 5 (10 + 10 DDIM steps per round); contact masks
 predicted once from the initial estimate and frozen (the released demo
 recomputes them but never feeds them back); L_pt inert (a count with no
-gradient); the next round inverts from the t = 0 latent; hand rotations are
-offsets from the mean hand pose (smplx flat_hand_mean=False). The denoiser keeps
+gradient); the next round inverts from the t = 0 latent; the implicit floor of
+the lowest point along camera −y. Hand rotations stay absolute: the released
+code's offsets from the MANO mean are a property of its checkpoints, and our
+models and dataset readers hold absolute rotations (adding the mean here would
+add it twice with a real SMPL-H model). The denoiser keeps
 our working conditioning unless cfg.denoiser.compat_widths is set, which
 selects the released widths (hidden 2048, 3 + 2 blocks) for speed comparison.
 
@@ -31,6 +34,8 @@ def get_config(arg=None):
   cfg.refine.cdir = False
   cfg.refine.pt_mode = "inert"
   cfg.refine.carry = "latent"
-  cfg.refine.hand_mean = True
+  cfg.refine.floor = "lowest"
+  cfg.refine.clean_endpoint = False
+  cfg.refine.invert_iters = 0
   cfg.guidance.lambda_pt = 0.1  # Released w_colli (no effect: the term has no gradient).
   return cfg

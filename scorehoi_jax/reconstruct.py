@@ -38,7 +38,8 @@ from scorehoi_jax.diffusion.refine import RefineInputs, RefineOutput, RefineSett
 from scorehoi_jax.config import load_config
 from scorehoi_jax.diffusion.sampler import betas_stats_from_config, settings_from_config, weights_from_config
 from scorehoi_jax.diffusion.schedule import cosine_schedule
-from scorehoi_jax.diffusion.xpack import BetasStats, XParams, decode_params, decode_x, pack_x
+from scorehoi_jax.diffusion.xpack import (BetasStats, XParams, decode_params, decode_x, default_betas_stats,
+                                          orthonormalize_x, pack_x)
 from scorehoi_jax.model_store import TrainedModel, check_variables
 from scorehoi_jax.models.build import Networks, build_networks
 from scorehoi_jax.models.contact_former import make_contact_fn
@@ -123,7 +124,8 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
     args = (batch["image"], batch["object_template"], batch["focal"], batch["princpt"], geo, body)
     out = nets.net.apply(net_vars, *args, train=False)
     fmap = out["feature_map"]
-    x_reg = pack_x(out["pose6d"], out["obj_rot6d"], out["obj_trans"], out["betas"], stats)
+    # The denoiser knows only 6D of true rotations: start from what the regressor's 6D decode to.
+    x_reg = orthonormalize_x(pack_x(out["pose6d"], out["obj_rot6d"], out["obj_trans"], out["betas"], stats))
     aux = {"feature_map": fmap, "cam_trans": out["cam_trans"], "focal": batch["focal"],
            "princpt": batch["princpt"], "image_size": image_size,
            "contact_params": net_vars["params"]["contact_former"], "geometry_tokens": geo["tokens"]}
@@ -144,6 +146,26 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
                   final_obj_trans=ref["obj_trans"])
 
   return jax.jit(fn)
+
+
+def with_condition_switches(nets: Networks, refine_config, where: str = "model") -> Networks:
+  """The networks with the refine config's condition switches (paper Table 3 "w/o c_I", "w/o c_G") applied.
+
+  A condition the model's denoiser was trained with and the config turns off
+  is dropped at inference: its decoupled cross-attention term is removed
+  (Denoiser.drop_streams), the other terms are untouched. A condition the
+  config asks for but the denoiser was trained without is an error.
+  """
+  den = refine_config.get("denoiser", {})
+  drop = []
+  for stream, field in (("image", "use_image_cond"), ("geometry", "use_geo_cond")):
+    want, has = bool(den.get(field, True)), bool(getattr(nets.denoiser, field))
+    if want and not has:
+      raise ValueError(f"{where}: the refine config sets denoiser.{field}=True but this model's denoiser was "
+                       f"trained without the {stream} condition.")
+    if has and not want:
+      drop.append(stream)
+  return nets._replace(denoiser=nets.denoiser.clone(drop_streams=tuple(drop))) if drop else nets
 
 
 def _abstract_variables(nets: Networks, image_size: int, guidance: body_lib.BodyModel):
@@ -184,10 +206,17 @@ class Reconstructor:
     cfg = refine_config if refine_config is not None else default_refine_config()
     self.refine_config = cfg
     self.settings = settings if settings is not None else settings_from_config(cfg)
+    if self.settings.hand_mean:
+      # Our regressor, denoiser and dataset readers all hold absolute hand rotations (CONTHO-style
+      # offsets are converted on reading, data/ground_truth.py): adding the MANO mean again would
+      # offset every hand of a real SMPL-H model by its mean pose.
+      raise ValueError("Reconstructor: refine.hand_mean=True, but models of this package hold absolute hand "
+                       "rotations in x; the MANO mean would be added twice. Set refine.hand_mean=False.")
     self.weights = weights_from_config(cfg)
-    self.stats = betas_stats_from_config(cfg)
+    # The betas bounds belong to the model (its denoiser was trained on betas normalised with them).
+    self.stats = betas_stats_from_config(model.config) if "betas_stats" in model.config else default_betas_stats()
     self.image_size = int(model.config.data.image_size)
-    self.nets = build_networks(model.config.model)
+    self.nets = with_condition_switches(build_networks(model.config.model), cfg, model.path)
     self.bodies = make_bodies(body_model or model.config.get("body_model") or None)
     check_variables(_abstract_variables(self.nets, self.image_size, self.bodies.guidance), model.variables,
                     model.path)

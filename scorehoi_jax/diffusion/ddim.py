@@ -88,14 +88,32 @@ def _t_batch(t, x):
   return jnp.full(x.shape[:1], t, dtype=jnp.int32)
 
 
-def ddim_invert(eps_fn: EpsFn, x0: jnp.ndarray, alphas_cumprod, tau: int, dt: int) -> jnp.ndarray:
+def clean_endpoint(alphas_cumprod, clean: bool = True) -> jnp.ndarray:
+  """ᾱ with ᾱ_0 := 1 when ``clean``: grid point 0 is the clean x itself.
+
+  The released sampler treats the clean estimate as the t = 0 *latent* (ᾱ_0 =
+  0.99984 on the cosine schedule) on the way up but returns x̂0 — not that
+  latent — on the way down, so every invert → sample round trip moves x by
+  √(1−ᾱ_0)·ε ≈ 0.0125·ε even with a perfect denoiser: an unguided round
+  drifts. With ᾱ_0 = 1 both ends mean the same thing.
+  """
+  a = jnp.asarray(alphas_cumprod, jnp.float32)
+  return a.at[0].set(1.0) if clean else a
+
+
+def ddim_invert(eps_fn: EpsFn, x0: jnp.ndarray, alphas_cumprod, tau: int, dt: int,
+                fixed_point_iters: int = 0) -> jnp.ndarray:
   """Deterministic DDIM inversion x_0 → x_τ (paper Eq. for x_{t+1}; unguided).
 
   Args:
     eps_fn: noise predictor ε(x_t, t).
-    x0: [B, D] clean estimate (treated as the t = 0 latent, as released).
+    x0: [B, D] clean estimate (the latent at grid point 0; see ``clean_endpoint``).
     alphas_cumprod: ᾱ [T].
     tau, dt: static ints; steps (0→Δt), (Δt→2Δt), … up to the largest grid point ≤ τ.
+    fixed_point_iters: 0 uses ε(x_t, t) for the step t → t', as DDIM inversion
+      does; k > 0 re-evaluates ε at the new point k times (ε ← ε(x_t'(ε), t')),
+      so the step is the exact inverse of the sampler's step t' → t, which uses
+      ε(x_t', t') (fixed-point inversion; k extra denoiser calls per step).
 
   Returns:
     x_τ [B, D].
@@ -105,10 +123,12 @@ def ddim_invert(eps_fn: EpsFn, x0: jnp.ndarray, alphas_cumprod, tau: int, dt: in
 
   def step(x, tt):
     t, t_next = tt
-    eps = eps_fn(x, _t_batch(t, x))
     at, an = a[t], a[t_next]
-    x0_hat = (x - jnp.sqrt(1.0 - at) * eps) / jnp.sqrt(at)
-    return jnp.sqrt(an) * x0_hat + jnp.sqrt(1.0 - an) * eps, None
+    up = lambda e: jnp.sqrt(an) * (x - jnp.sqrt(1.0 - at) * e) / jnp.sqrt(at) + jnp.sqrt(1.0 - an) * e
+    eps = eps_fn(x, _t_batch(t, x))
+    for _ in range(fixed_point_iters):
+      eps = eps_fn(up(eps), _t_batch(t_next, x))
+    return up(eps), None
 
   x_tau, _ = jax.lax.scan(step, x0, (jnp.asarray(times[:-1]), jnp.asarray(times[1:])))
   return x_tau

@@ -102,6 +102,25 @@ def floor_heights(human, obj, up=CAMERA_UP, plane=None):
   return obj @ u - lowest
 
 
+BODY_UP = (0.0, 1.0, 0.0)  # The body model's up axis in its canonical frame (SMPL-H and the open model: +y).
+
+
+def estimate_ground_plane(human, root_rotmat, body_up=BODY_UP):
+  """[4] ground plane (n, c) from a posed body alone: n = R_root · up_body, through the lowest point.
+
+  For a photo with unknown camera pitch the pelvis's up axis is the gravity
+  direction (people stand, walk, carry, sit upright) and the feet, or whatever
+  is lowest along it, touch the floor. The camera's −y axis — the released
+  code's implicit floor — is off by the camera's pitch (7–35° on capture
+  rigs), which tilts every object pulled onto it. No gradient flows through
+  the plane: it is a reference, not something guidance may move.
+  """
+  n = jax.lax.stop_gradient(root_rotmat @ jnp.asarray(body_up, root_rotmat.dtype))
+  n = n / jnp.linalg.norm(n)
+  c = -jnp.min(jax.lax.stop_gradient(human) @ n)
+  return jnp.concatenate([n, c[None]])
+
+
 def floor_loss(human, obj, m_of, margin=CONTACT_MARGIN, up=CAMERA_UP, plane=None):
   """L_of: Σ_j max(|h_j| m_of,j − δ, 0)² over object points flagged on the floor."""
   return _hinge_sq(jnp.abs(floor_heights(human, obj, up, plane)), m_of, margin)

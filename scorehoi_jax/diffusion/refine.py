@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from scorehoi_jax.body.model import BodyModel
 from scorehoi_jax.diffusion import ddim
 from scorehoi_jax.diffusion.contact import ContactFn
-from scorehoi_jax.diffusion.losses import CAMERA_UP, GuidanceWeights, LossTerms, physical_loss
+from scorehoi_jax.diffusion.losses import CAMERA_UP, GuidanceWeights, LossTerms, estimate_ground_plane, physical_loss
 from scorehoi_jax.diffusion.schedule import cosine_schedule
 from scorehoi_jax.diffusion.xpack import X_DIM, BetasStats, Decoded, decode_x
 from scorehoi_jax.objects.geometry import ObjectGeometry
@@ -55,16 +55,23 @@ class RefineSettings:
   grad_mode: str = "none"  # 'none' | 'clip' | 'normalize' (per-sample, with weights.grad_clip).
   mask_mode: str = "hard"  # 'hard': M = [p > threshold] (released) | 'soft': M = p.
   mask_threshold: float = 0.5
-  floor: str = "lowest"  # 'lowest' (released implicit floor) | 'plane' (inputs.ground_plane).
+  # 'lowest': the released implicit floor (normal −y of the camera, through the lowest point);
+  # 'plane': inputs.ground_plane (known: dataset calibration, synthetic labels);
+  # 'body': inputs.ground_plane when given, else estimated from the current body (losses.estimate_ground_plane).
+  floor: str = "lowest"
   up: tuple = CAMERA_UP
   hand_mean: bool = False  # Hand rotations are offsets from the model's mean hand (released).
+  # Unguided drift (an invert → sample round trip should return x): ᾱ_0 := 1 at the grid's clean end
+  # (ddim.clean_endpoint; released: ᾱ_0 of the schedule), and fixed-point steps in the inversion.
+  clean_endpoint: bool = False
+  invert_iters: int = 0
 
   def __post_init__(self):
     for name, val, ok in (("pt_mode", self.pt_mode, ("sdf", "inert", "off")),
                           ("carry", self.carry, ("x0", "latent")),
                           ("grad_mode", self.grad_mode, ddim.GRAD_MODES),
                           ("mask_mode", self.mask_mode, ("hard", "soft")),
-                          ("floor", self.floor, ("lowest", "plane"))):
+                          ("floor", self.floor, ("lowest", "plane", "body"))):
       if val not in ok:
         raise ValueError(f"RefineSettings.{name}={val!r}; expected one of {ok}.")
     if self.use_diffusion and self.num_rounds < 1:
@@ -81,7 +88,7 @@ class RefineInputs:
   c_img: Any = None  # [B, T_I, C_I] image tokens (or pooled [B, C_I]); None if unused.
   c_geo: Any = None  # [B, T_G, C_G] geometry tokens; None if unused.
   aux: Any = None  # Anything contact_fn needs (feature map, camera, ...).
-  ground_plane: Any = None  # [B, 4] (unit up normal, offset) when settings.floor == 'plane'.
+  ground_plane: Any = None  # [B, 4] (unit up normal n, offset c; height = n·p + c, pelvis-centred p).
 
 
 class RefineOutput(NamedTuple):
@@ -105,9 +112,11 @@ def loss_terms(x0, masks, inputs: RefineInputs, body_model, stats, weights: Guid
   dec = decode_x(x0, body_model, inputs.objects.template, stats, settings.hand_mean)
   b = x0.shape[0]
   w = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (b,)), weights)
-  plane = inputs.ground_plane if settings.floor == "plane" else None
+  plane = inputs.ground_plane if settings.floor in ("plane", "body") else None
   if settings.floor == "plane" and plane is None:
     raise ValueError("refine: settings.floor='plane' but RefineInputs.ground_plane is None.")
+  if settings.floor == "body" and plane is None:
+    plane = jax.vmap(estimate_ground_plane)(dec.human_points, dec.rotmats[:, 0])
 
   def one(h, o, r, t, sdf, m_h, m_o, m_of, wi, pl):
     return physical_loss(h, o, r, t, sdf, m_h, m_o, m_of, wi, pt_mode=settings.pt_mode,
@@ -156,7 +165,7 @@ def refine(params, inputs: RefineInputs, body_model: BodyModel, stats: BetasStat
   x_init = inputs.x_init
   if x_init.ndim != 2 or x_init.shape[-1] != X_DIM:
     raise ValueError(f"refine: RefineInputs.x_init has shape {x_init.shape}, expected [B, {X_DIM}].")
-  a = jnp.asarray(cosine_schedule() if alphas_cumprod is None else alphas_cumprod, jnp.float32)
+  a = ddim.clean_endpoint(cosine_schedule() if alphas_cumprod is None else alphas_cumprod, settings.clean_endpoint)
   weights = weights.as_arrays()
   terms_at = lambda x, m: loss_terms(x, m, inputs, body_model, stats, weights, settings)
 
@@ -178,7 +187,7 @@ def refine(params, inputs: RefineInputs, body_model: BodyModel, stats: BetasStat
     probs = predict(x0) if settings.cdir else frozen
     masks = masks_from_probs(probs, settings)
     start = x0 if settings.carry == "x0" else x_lat
-    x_tau = ddim.ddim_invert(eps_fn, start, a, settings.tau, settings.dt)
+    x_tau = ddim.ddim_invert(eps_fn, start, a, settings.tau, settings.dt, settings.invert_iters)
     grad_fn = None
     if settings.use_guidance:
       loss_fn = lambda x: terms_at(x, masks)[0].total

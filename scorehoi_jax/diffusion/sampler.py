@@ -31,7 +31,8 @@ def settings_from_config(cfg) -> RefineSettings:
       use_guidance=bool(r.use_guidance), use_ho=bool(r.use_ho), use_of=bool(r.use_of), pt_mode=pt_mode,
       cdir=bool(r.cdir), carry=r.carry, through_denoiser=bool(r.through_denoiser),
       schedule=r.schedule, grad_mode=r.grad_mode, mask_mode=r.mask_mode,
-      mask_threshold=float(r.mask_threshold), floor=r.floor, up=tuple(r.up), hand_mean=bool(r.hand_mean))
+      mask_threshold=float(r.mask_threshold), floor=r.floor, up=tuple(r.up), hand_mean=bool(r.hand_mean),
+      clean_endpoint=bool(r.get("clean_endpoint", False)), invert_iters=int(r.get("invert_iters", 0)))
 
 
 def weights_from_config(cfg) -> GuidanceWeights:

@@ -97,6 +97,21 @@ def pack_x_from_matrices(rotmats, obj_rotmat, obj_trans, betas, stats: BetasStat
   return pack_x(matrix_to_rot6d(rotmats), matrix_to_rot6d(obj_rotmat), obj_trans, betas, stats)
 
 
+def orthonormalize_x(x) -> jnp.ndarray:
+  """x with every 6D rotation replaced by the first two columns of its Gram–Schmidt rotation.
+
+  A regressor's raw 6D outputs are not orthonormal (columns off unit length by
+  0.3, |a₁·a₂| up to 0.5 on the shipped model), but the denoiser was trained
+  only on 6D of true rotations and Gram–Schmidt ignores the columns' lengths,
+  so guidance could never correct them: refinement must start from the
+  rotations they decode to. Decoding is unchanged by this.
+  """
+  _check_x(x, "orthonormalize_x")
+  pose = matrix_to_rot6d(rot6d_to_matrix(x[..., POSE].reshape(x.shape[:-1] + (NUM_JOINTS, 6))))
+  obj = matrix_to_rot6d(rot6d_to_matrix(x[..., OBJ_ROT]))
+  return jnp.concatenate([pose.reshape(x.shape[:-1] + (312,)), obj, x[..., OBJ_TRANS], x[..., BETAS]], axis=-1)
+
+
 def unpack_x(x, stats: BetasStats) -> XParts:
   _check_x(x, "unpack_x")
   return XParts(

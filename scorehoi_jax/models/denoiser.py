@@ -86,6 +86,7 @@ class IGAdapter(nn.Module):
   num_heads: int
   out_dim: int
   streams: tuple  # Subset of ("image", "geometry").
+  dropped: tuple = ()  # Streams whose term is removed at inference (a Table 3 ablation of a trained model).
 
   def setup(self):
     self.query = nn.Dense(self.attn_dim)
@@ -109,7 +110,9 @@ class IGAdapter(nn.Module):
     for s in self.streams:
       k, v = kv[s]
       w = jax.nn.softmax(jnp.einsum("bhd,bhtd->bht", q, k) * scale, axis=-1)
-      outs.append(jnp.einsum("bht,bhtd->bhd", w, v).reshape(u.shape[0], -1))
+      o = jnp.einsum("bht,bhtd->bhd", w, v).reshape(u.shape[0], -1)
+      # fuse is linear in the concatenation, so a zeroed stream removes exactly its decoupled term.
+      outs.append(jnp.zeros_like(o) if s in self.dropped else o)
     return self.fuse(jnp.concatenate(outs, axis=-1))
 
 
@@ -120,12 +123,14 @@ class AdapterResBlock(nn.Module):
   attn_dim: int
   num_heads: int
   streams: tuple
+  dropped: tuple = ()
 
   def setup(self):
     self.film = nn.Dense(2 * self.dim)
     self.norm1 = nn.LayerNorm()
     self.fc1 = nn.Dense(self.hidden_dim)
-    self.adapter = IGAdapter(self.attn_dim, self.num_heads, self.hidden_dim, self.streams) if self.streams else None
+    self.adapter = (IGAdapter(self.attn_dim, self.num_heads, self.hidden_dim, self.streams, self.dropped)
+                    if self.streams else None)
     self.norm2 = nn.LayerNorm()
     self.fc2 = nn.Dense(self.dim)
 
@@ -151,12 +156,13 @@ class Branch(nn.Module):
   attn_dim: int
   num_heads: int
   streams: tuple
+  dropped: tuple = ()
 
   def setup(self):
     self.time_mlp = TimeMLP(self.time_dim)
     self.init_mlp = nn.Dense(self.dim)
-    self.blocks = [AdapterResBlock(self.dim, self.hidden_dim, self.attn_dim, self.num_heads, self.streams)
-                   for _ in range(self.num_blocks)]
+    self.blocks = [AdapterResBlock(self.dim, self.hidden_dim, self.attn_dim, self.num_heads, self.streams,
+                                   self.dropped) for _ in range(self.num_blocks)]
     self.final_mlp = nn.Dense(self.in_dim)
 
   def encode(self, tokens: dict):
@@ -192,6 +198,9 @@ class Denoiser(nn.Module):
   num_heads: int = 4
   use_image_cond: bool = True
   use_geo_cond: bool = True
+  # Conditions the trained model has but inference leaves out (paper Table 3 rows on a model trained
+  # with both; reconstruct.with_condition_switches). Their parameters stay; their terms are zeroed.
+  drop_streams: tuple = ()
 
   @property
   def streams(self) -> tuple:
@@ -204,10 +213,10 @@ class Denoiser(nn.Module):
     if self.use_geo_cond:
       self.geometry_tokens = TokenEncoder(self.token_dim)
     self.pose_branch = Branch(self.x_dim - self.betas_dim, self.model_dim, self.hidden_dim, self.num_blocks,
-                              self.time_dim, self.attn_dim, self.num_heads, streams)
+                              self.time_dim, self.attn_dim, self.num_heads, streams, tuple(self.drop_streams))
     self.betas_branch = Branch(self.betas_dim, self.betas_model_dim, self.betas_hidden_dim,
                                self.num_betas_blocks, self.betas_time_dim, self.attn_dim, self.num_heads,
-                               streams)
+                               streams, tuple(self.drop_streams))
 
   def encode(self, c_img, c_geo) -> Any:
     """Conditions -> per-block keys/values (a pytree), to be passed to ``denoise``.

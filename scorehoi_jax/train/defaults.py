@@ -22,6 +22,9 @@ def get_default_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(dir="", name="synthetic_hoi", image_size=256, augment=True))
   c.eval = ml_collections.ConfigDict(dict(split="test", every=1000, num_examples=256, best_metric=""))
   c.optim = ml_collections.ConfigDict(dict(learning_rate=1e-4, b1=0.5, eps=1e-8, ema_decay=0.999))
+  # Stage-1 loss (train/losses.Stage1Weights): class-balanced contact BCE, so the contact masks that
+  # CDIR re-predicts are informative (the released plain BCE: contact_balance="none").
+  c.loss = ml_collections.ConfigDict(dict(contact_balance="batch"))
 
   m = c.model = ml_collections.ConfigDict()
   m.resnet = ml_collections.ConfigDict(dict(depth=50))
@@ -31,4 +34,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   m.point_encoder = ml_collections.ConfigDict(dict())
   m.denoiser = ml_collections.ConfigDict(dict())
   m.image_cond = "pooled"
+  # Bounds that map betas to [−1, 1] in the diffusion vector x (stage 2); exported with the model, so
+  # inference normalises exactly as the denoiser was trained.
+  c.betas_stats = ml_collections.ConfigDict(dict(num=10, min=-3.0, max=3.0))
   return c

@@ -26,6 +26,7 @@ import optax
 from scorehoi_jax import body as body_lib
 from scorehoi_jax.data import pipeline
 from scorehoi_jax.data.tfds_common import data_source, decode_record
+from scorehoi_jax.diffusion.sampler import betas_stats_from_config
 from scorehoi_jax.diffusion.schedule import cosine_schedule
 from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.evaluation.metrics import ContactPRF, align_prediction, contact_from_reconstruction
@@ -247,7 +248,8 @@ def train_stage1(config, workdir: str):
   net, enc = build_networks(config)
   sub = guidance_body(config)
   tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
-  setup = steps.Stage1Setup(net, enc, tx, sub, losses.knn_edges(np.asarray(sub.v_template)))
+  weights = losses.Stage1Weights(**dict(config.get("loss", {})))
+  setup = steps.Stage1Setup(net, enc, tx, sub, losses.knn_edges(np.asarray(sub.v_template)), weights)
   batch0 = _first_batch(config)
   enc_vars = _encoder_variables(config, enc, batch0)
   eval_step = jax.jit(steps.make_stage1_eval(setup))
@@ -279,8 +281,8 @@ def train_stage2(config, workdir: str):
   s1 = restore_stage1(config, net, enc, batch0)
   den = models_build.build_networks(config.model).denoiser
   tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
-  setup = steps.Stage2Setup(den, net, enc, tx, cosine_schedule(), ema_decay=config.optim.ema_decay,
-                            image_cond=config.model.image_cond)
+  setup = steps.Stage2Setup(den, net, enc, tx, cosine_schedule(), betas_stats=betas_stats_from_config(config),
+                            ema_decay=config.optim.ema_decay, image_cond=config.model.image_cond)
   stage1_vars = {"params": s1.params, "batch_stats": s1.batch_stats}
   return loop.run(workdir, _loop_config(config),
                   init_state=lambda rng: steps.stage2_init(setup, rng, batch0, stage1_vars, s1.frozen),
