@@ -56,6 +56,10 @@ def get_config(arg=None):
       # 1.4 mm on the demo frames (experiments/results/drift.md). Released: False, 0.
       clean_endpoint=True,
       invert_iters=1,
+      # Image evidence (beyond the paper, off here; configs/refine_reconstruct.py turns it on): L_mask in L_P
+      # and the placement fit to the masks before refining (refine.fit_steps Adam steps).
+      use_mask=False,
+      fit_steps=0,
   ))
 
   cfg.guidance = ml_collections.ConfigDict(dict(
@@ -67,6 +71,7 @@ def get_config(arg=None):
       lambda_pt=5.0,
       margin=0.02,  # δ (m).
       grad_clip=1.0,  # Used by grad_mode clip/normalize only.
+      lambda_mask=0.0,  # λ_mask of the image-evidence term (used when refine.use_mask).
   ))
 
   cfg.denoiser = ml_collections.ConfigDict(dict(

@@ -67,7 +67,7 @@ def _add_demo_and_reconstruct(sub) -> None:
   demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
   demo.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
   demo.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
-  demo.add_argument("--config", default=None, help="refine config (default: configs/refine_paper.py)")
+  demo.add_argument("--config", default=None, help="refine config name or file (default: refine_reconstruct = the paper's settings + mask evidence)")
   demo.set_defaults(func=_cmd_demo)
   rec = sub.add_parser("reconstruct", help="image + masks + object -> human and object meshes (ScoreHOI)",
                        description="One image (three files) or three folders matched by file stem. Writes "
@@ -81,7 +81,7 @@ def _add_demo_and_reconstruct(sub) -> None:
   rec.add_argument("--object-scale", type=_scale_arg, default=None,
                    help="mesh files: a factor, or the file's unit (m, cm, mm)")
   rec.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
-  rec.add_argument("--config", default=None, help="refine config (default: configs/refine_paper.py)")
+  rec.add_argument("--config", default=None, help="refine config name or file (default: refine_reconstruct = the paper's settings + mask evidence)")
   rec.add_argument("--body-model", default=None, help="SMPL-H-layout body model (default: the model's own)")
   rec.add_argument("--focal", type=_focal_arg, default=None,
                    help="focal length in pixels, F or FX,FY (default: max(width, height))")

@@ -41,7 +41,7 @@ def run_demo(out: str = "demo_out", overwrite: bool = False, checkpoint: str | N
   """Reconstruct every example into ``out/<name>/``; returns those folders.
 
   checkpoint: a model folder (default: the shipped model); refine_config: a
-  refine config spec (default configs/refine_paper.py, the paper's settings).
+  refine config spec (default refine_reconstruct: the paper's settings plus the mask evidence).
   """
   from scorehoi_jax.reconstruct_io import reconstruct_frames
   frames = example_frames()

@@ -33,13 +33,14 @@ import ml_collections
 import numpy as np
 
 from scorehoi_jax import body as body_lib
-from scorehoi_jax.diffusion.losses import GuidanceWeights
+from scorehoi_jax.diffusion.image_evidence import ImageEvidence, fit_placement, mask_evidence_arrays
+from scorehoi_jax.diffusion.losses import GuidanceWeights, estimate_ground_plane
 from scorehoi_jax.diffusion.refine import RefineInputs, RefineOutput, RefineSettings, refine
 from scorehoi_jax.config import load_config
 from scorehoi_jax.diffusion.sampler import betas_stats_from_config, settings_from_config, weights_from_config
 from scorehoi_jax.diffusion.schedule import cosine_schedule
-from scorehoi_jax.diffusion.xpack import (BetasStats, XParams, decode_params, decode_x, default_betas_stats,
-                                          orthonormalize_x, pack_x)
+from scorehoi_jax.diffusion.xpack import (OBJ_TRANS, BetasStats, XParams, decode_params, decode_x,
+                                          default_betas_stats, orthonormalize_x, pack_x)
 from scorehoi_jax.model_store import TrainedModel, check_variables
 from scorehoi_jax.models.build import Networks, build_networks
 from scorehoi_jax.models.contact_former import make_contact_fn
@@ -105,6 +106,27 @@ def move_to_guidance_points(bodies: Bodies, vertices, guidance_points):
   return vertices + jnp.einsum("bvkc,vk->bvc", offsets[:, bodies.up_idx], bodies.up_w)
 
 
+def floor_plane(x, batch, body, stats, settings: RefineSettings, cam_trans):
+  """The ground plane [B, 4] the refinement's L_of uses (pelvis-centred coordinates), or None.
+
+  settings.floor 'body': the data's plane where the example has one (batch
+  "ground_plane", camera coordinates of the virtual camera; zeros = unknown),
+  otherwise the plane estimated from the starting body (losses.estimate_ground_plane).
+  """
+  if settings.floor != "body":
+    return None
+  dec = decode_x(x, body, batch["object_template"], stats, settings.hand_mean)
+  estimated = jax.vmap(estimate_ground_plane)(dec.human_points, dec.rotmats[:, 0])
+  given = batch.get("ground_plane")
+  if given is None:
+    return estimated
+  n = given[:, :3]
+  known = jnp.linalg.norm(n, axis=-1, keepdims=True) > 0.5
+  # n·(p + cam_trans) + c = 0 for pelvis-centred p.
+  data = jnp.concatenate([n, given[:, 3:] + jnp.sum(n * cam_trans, -1, keepdims=True)], -1)
+  return jnp.where(known, data, estimated)
+
+
 def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: int, image_cond: str = "pooled",
                         refine_fn: Callable | None = None, alphas_cumprod=None) -> Callable:
   """A jitted ``fn(variables, batch, objects, guidance_body, stats, weights) -> Stages``.
@@ -126,21 +148,32 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
     fmap = out["feature_map"]
     # The denoiser knows only 6D of true rotations: start from what the regressor's 6D decode to.
     x_reg = orthonormalize_x(pack_x(out["pose6d"], out["obj_rot6d"], out["obj_trans"], out["betas"], stats))
-    aux = {"feature_map": fmap, "cam_trans": out["cam_trans"], "focal": batch["focal"],
+    x_start, cam_trans, evidence = x_reg, out["cam_trans"], None
+    if settings.use_mask:
+      evidence = ImageEvidence(batch["distance"], batch["samples_h"], batch["weight_h"], batch["samples_o"],
+                               batch["weight_o"], cam_trans, batch["focal"], batch["princpt"])
+      if settings.fit_steps > 0:  # Place the person and the object on their masks before refining.
+        dec0 = decode_x(x_reg, body, batch["object_template"], stats, settings.hand_mean)
+        cam_trans, offset = fit_placement(dec0.human_points, dec0.object_points, evidence, settings.fit_steps)
+        x_start = x_reg.at[:, OBJ_TRANS].add(offset)
+        evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
+    aux = {"feature_map": fmap, "cam_trans": cam_trans, "focal": batch["focal"],
            "princpt": batch["princpt"], "image_size": image_size,
            "contact_params": net_vars["params"]["contact_former"], "geometry_tokens": geo["tokens"]}
-    inputs = RefineInputs(x_init=x_reg, objects=objects, c_img=image_condition(fmap, image_cond), c_geo=geo["tokens"], aux=aux)
+    inputs = RefineInputs(x_init=x_start, objects=objects, c_img=image_condition(fmap, image_cond), c_geo=geo["tokens"],
+                          aux=aux, ground_plane=floor_plane(x_start, batch, body, stats, settings, cam_trans),
+                          evidence=evidence)
     res = refine_impl(variables["denoiser"], inputs, body, stats, weights, denoiser=nets.denoiser,
                       contact_fn=contact_fn, settings=settings, alphas_cumprod=alphas)
     # Final refiner (CRFormer) on the refined estimate, with contacts re-predicted on it.
     dec = decode_x(res.x0, body, batch["object_template"], stats, settings.hand_mean)
     cf = nets.net.contact_former.apply({"params": net_vars["params"]["contact_former"]}, fmap, dec.human_points,
-                                       dec.object_points, out["cam_trans"], batch["focal"], batch["princpt"],
+                                       dec.object_points, cam_trans, batch["focal"], batch["princpt"],
                                        image_size, geo["tokens"])
     ref = nets.net.mesh_refiner.apply({"params": net_vars["params"]["mesh_refiner"]}, cf["human_tokens"],
                                       cf["object_tokens"], cf["p_h"], cf["p_o"], dec.human_points,
                                       dec.object_points, batch["object_template"])
-    return Stages(x_regressor=x_reg, x_rounds=res.x_rounds, x_refined=res.x0, cam_trans=out["cam_trans"],
+    return Stages(x_regressor=x_reg, x_rounds=res.x_rounds, x_refined=res.x0, cam_trans=cam_trans,
                   refine=res, contacts=(cf["p_h"], cf["p_o"], cf["p_of"]),
                   final_human_points=ref["human_points"], final_obj_rotmat=ref["obj_rotmat"],
                   final_obj_trans=ref["obj_trans"])
@@ -225,8 +258,10 @@ class Reconstructor:
                                    model.config.model.get("image_cond", "pooled"), refine_fn)
 
   def __call__(self, batch: dict, objects: ObjectGeometry, weights: GuidanceWeights | None = None) -> Stages:
-    keys = ("image", "object_template", "focal", "princpt")
+    keys = ("image", "object_template", "focal", "princpt") + (("ground_plane",) if "ground_plane" in batch else ())
     b = {k: jnp.asarray(batch[k]) for k in keys}
+    if self.settings.use_mask:  # Distance transforms and mask samples are made on the host (SciPy).
+      b.update({k: jnp.asarray(v) for k, v in mask_evidence_arrays(np.asarray(batch["image"])[..., 3:5]).items()})
     return self._fn(self.variables, b, objects, self.bodies.guidance, self.stats,
                     self.weights if weights is None else weights)
 

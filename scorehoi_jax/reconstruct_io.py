@@ -166,8 +166,8 @@ def _cached_reconstructor(model_path: str, stamp: float, refine_config: str, bod
 def get_reconstructor(checkpoint: str | None = None, refine_config=None, body_model: str | None = None):
   """A Reconstructor for a model folder (default: the shipped model) and a refine config.
 
-  refine_config: a spec (``"configs/refine_paper.py:runlocal"``, default the
-  paper's settings) or a ConfigDict. Memoised for specs, so repeated calls in
+  refine_config: a spec (``"refine_paper:runlocal"``; default refine_reconstruct,
+  the paper's settings plus the mask evidence) or a ConfigDict. Memoised for specs, so repeated calls in
   one process (a notebook, the tests) reuse the compiled function.
   """
   from scorehoi_jax.model_store import ModelError, default_model_path, load_model
@@ -180,7 +180,7 @@ def get_reconstructor(checkpoint: str | None = None, refine_config=None, body_mo
     raise ModelError(f"{path}: model folder not found" +
                      ("" if checkpoint else " (the shipped model is missing from this installation)") + ".")
   stamp = os.path.getmtime(weights) if os.path.exists(weights) else 0.0
-  return _cached_reconstructor(path, stamp, refine_config or "refine_paper", body_model)
+  return _cached_reconstructor(path, stamp, refine_config or "refine_reconstruct", body_model)
 
 
 def smplx_transl(body, betas, cam_trans):
@@ -234,7 +234,7 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
     frames: inputs (``find_frames``, or built by hand with per-frame objects as the demo does).
     out: output folder (refused if it exists unless ``overwrite``).
     checkpoint: model folder (default: the shipped model, scorehoi_jax/assets/model).
-    refine_config: refine config spec or ConfigDict (default configs/refine_paper.py).
+    refine_config: refine config spec or ConfigDict (default refine_reconstruct: paper settings + mask evidence).
     body_model: SMPL-H-layout body model file (default: the one the model was trained with).
     batch_size: frames per compiled call (the last batch is padded; one image runs alone).
     per_frame_dirs: OUT/<name>/ per frame (default: when there is more than one frame).

@@ -8,7 +8,8 @@ A *record* is one decoded frame (what the TFDS builders store, decoded by
   camera axes), betas [10], cam_trans [3] (pelvis in camera coordinates),
   obj_rot [3, 3], obj_trans [3] (object origin in camera coordinates),
   object_template [64, 3], object_id [], human_contact [431],
-  object_contact [64], object_floor_contact [64].
+  object_contact [64], object_floor_contact [64], ground_plane [4] (the floor in
+  camera coordinates: n·X + c = 0 with n pointing up; when known).
 
 An *example* follows the shared batch spec (design notes of issue 7):
 image float32 [S, S, 5] (RGB in [0, 1], human mask, object mask), pose,
@@ -63,7 +64,7 @@ NUM_JOINTS = 52
 NUM_HUMAN_CONTACT = 431
 NUM_TEMPLATE = 64
 EXAMPLE_KEYS = ("image", "pose", "betas", "obj_rot", "obj_trans", "cam_trans", "focal", "princpt", "camera_rot",
-                "object_template", "object_id", "human_contact", "object_contact", "object_floor_contact", "valid")
+                "ground_plane", "object_template", "object_id", "human_contact", "object_contact", "object_floor_contact", "valid")
 
 
 class PipelineError(ScoreHOIError):
@@ -229,6 +230,16 @@ def _target(record, key, shape, default):
   return v
 
 
+def _ground_plane(record, m) -> np.ndarray:
+  """The floor (n, c) in the virtual camera (n·X + c = 0, n up, unit), or zeros when the record has none."""
+  plane = record.get("ground_plane")
+  if plane is None:
+    return np.zeros(4, np.float32)
+  plane = np.asarray(plane, np.float64)
+  n = np.linalg.norm(plane[:3])
+  return np.concatenate([m @ plane[:3] / n, [plane[3] / n]]).astype(np.float32)
+
+
 def make_example(record: dict, config: PipelineConfig = PipelineConfig(), rng: np.random.Generator | None = None):
   """(example, CropTransform) for one decoded record; rng drives augmentation."""
   name = str(record.get("frame_id", "frame"))
@@ -271,6 +282,7 @@ def make_example(record: dict, config: PipelineConfig = PipelineConfig(), rng: n
       "focal": focal.astype(np.float32),
       "princpt": np.full(2, (s - 1) / 2.0, np.float32),  # The virtual camera looks through the crop centre.
       "camera_rot": m.T.astype(np.float32),  # Virtual camera → image camera.
+      "ground_plane": _ground_plane(record, m),
       "object_template": _target(record, "object_template", (NUM_TEMPLATE, 3), 0.0),
       "object_id": np.asarray(record.get("object_id", -1), np.int32),
       "human_contact": _target(record, "human_contact", (NUM_HUMAN_CONTACT,), 0.0),

@@ -42,6 +42,7 @@ class GuidanceWeights:
   lambda_pt: jnp.ndarray = 0.1
   margin: jnp.ndarray = CONTACT_MARGIN
   grad_clip: jnp.ndarray = 1.0  # Norm bound/target for grad_mode 'clip'/'normalize'.
+  lambda_mask: jnp.ndarray = 0.0  # Image evidence (diffusion/image_evidence.py); used when settings.use_mask.
 
   def as_arrays(self) -> "GuidanceWeights":
     return jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), self)
@@ -52,6 +53,7 @@ class LossTerms(NamedTuple):
   ho: jnp.ndarray
   of: jnp.ndarray
   pt: jnp.ndarray
+  mask: jnp.ndarray  # L_mask, the image-evidence term (0 when settings.use_mask is off).
 
 
 def _hinge_sq(d, m, margin):
@@ -163,4 +165,4 @@ def physical_loss(human, obj, obj_rotmat, obj_trans, sdf: SDFGrid, m_h, m_o, m_o
   else:
     raise ValueError(f"unknown pt_mode {pt_mode!r}; expected 'sdf', 'inert' or 'off'.")
   total = weights.lambda_ho * ho + weights.lambda_of * of + weights.lambda_pt * pt
-  return LossTerms(total=total, ho=ho, of=of, pt=pt)
+  return LossTerms(total=total, ho=ho, of=of, pt=pt, mask=zero)

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from scorehoi_jax.body.model import BodyModel
 from scorehoi_jax.diffusion import ddim
 from scorehoi_jax.diffusion.contact import ContactFn
+from scorehoi_jax.diffusion.image_evidence import batched_mask_loss
 from scorehoi_jax.diffusion.losses import CAMERA_UP, GuidanceWeights, LossTerms, estimate_ground_plane, physical_loss
 from scorehoi_jax.diffusion.schedule import cosine_schedule
 from scorehoi_jax.diffusion.xpack import X_DIM, BetasStats, Decoded, decode_x
@@ -65,6 +66,10 @@ class RefineSettings:
   # (ddim.clean_endpoint; released: ᾱ_0 of the schedule), and fixed-point steps in the inversion.
   clean_endpoint: bool = False
   invert_iters: int = 0
+  # Image evidence (beyond the paper; diffusion/image_evidence.py): L_mask joins L_P (weight λ_mask), and
+  # reconstruct first fits the pelvis and object placement to the masks by fit_steps Adam steps.
+  use_mask: bool = False
+  fit_steps: int = 0
 
   def __post_init__(self):
     for name, val, ok in (("pt_mode", self.pt_mode, ("sdf", "inert", "off")),
@@ -89,6 +94,7 @@ class RefineInputs:
   c_geo: Any = None  # [B, T_G, C_G] geometry tokens; None if unused.
   aux: Any = None  # Anything contact_fn needs (feature map, camera, ...).
   ground_plane: Any = None  # [B, 4] (unit up normal n, offset c; height = n·p + c, pelvis-centred p).
+  evidence: Any = None  # image_evidence.ImageEvidence when settings.use_mask.
 
 
 class RefineOutput(NamedTuple):
@@ -124,6 +130,11 @@ def loss_terms(x0, masks, inputs: RefineInputs, body_model, stats, weights: Guid
 
   terms = jax.vmap(one)(dec.human_points, dec.object_points, dec.obj_rotmat, dec.obj_trans,
                         inputs.objects.sdf, *masks, w, plane)
+  if settings.use_mask:
+    if inputs.evidence is None:
+      raise ValueError("refine: settings.use_mask=True but RefineInputs.evidence is None.")
+    m = batched_mask_loss(dec.human_points, dec.object_points, inputs.evidence)
+    terms = terms._replace(mask=m, total=terms.total + w.lambda_mask * m)
   return terms, dec
 
 

@@ -32,14 +32,15 @@ def settings_from_config(cfg) -> RefineSettings:
       cdir=bool(r.cdir), carry=r.carry, through_denoiser=bool(r.through_denoiser),
       schedule=r.schedule, grad_mode=r.grad_mode, mask_mode=r.mask_mode,
       mask_threshold=float(r.mask_threshold), floor=r.floor, up=tuple(r.up), hand_mean=bool(r.hand_mean),
-      clean_endpoint=bool(r.get("clean_endpoint", False)), invert_iters=int(r.get("invert_iters", 0)))
+      clean_endpoint=bool(r.get("clean_endpoint", False)), invert_iters=int(r.get("invert_iters", 0)),
+      use_mask=bool(r.get("use_mask", False)), fit_steps=int(r.get("fit_steps", 0)))
 
 
 def weights_from_config(cfg) -> GuidanceWeights:
   """cfg.guidance -> GuidanceWeights (the traced part)."""
   g = cfg.guidance
   return GuidanceWeights(rho=g.rho, lambda_ho=g.lambda_ho, lambda_of=g.lambda_of, lambda_pt=g.lambda_pt,
-                         margin=g.margin, grad_clip=g.grad_clip).as_arrays()
+                         margin=g.margin, grad_clip=g.grad_clip, lambda_mask=g.get("lambda_mask", 0.0)).as_arrays()
 
 
 def betas_stats_from_config(cfg) -> BetasStats:

@@ -1,0 +1,118 @@
+"""Image evidence (beyond the paper, design.md §11): the masks the user gives guide the refinement too.
+
+The projected human and object must lie inside the masks and fill them:
+
+  L_mask = E_i[(D(π(V_h,i)) / S)²] + E_j[(D(π(P_o,j)) / S)²]                 (inside)
+         + E_{q ∈ M_h}[min_i |q − π(V_h,i)|² / S²] + E_{q ∈ M_o}[min_j |q − π(P_o,j)|² / S²]   (coverage)
+
+π projects pelvis-centred points through the crop's virtual camera with the
+pelvis at cam_trans (data/pipeline.py); D is the distance transform (pixels)
+of the complement of the *union* of both masks, read bilinearly and
+differentiably, so a body part hidden behind the object (inside the object's
+mask) is not pulled out of it; M_h, M_o are fixed pixel samples of each mask;
+S is the crop size, so the terms are in crop-widths². One more term of L_P
+with a traced weight λ_mask; off in configs/refine_paper.py (the paper has no
+such term), on for ``scorehoi reconstruct`` (configs/refine_reconstruct.py).
+
+x does not hold the camera translation, so guidance alone cannot move the
+person in the image. ``fit_placement`` therefore first moves the pelvis
+(cam_trans) and the object (its translation in x) to the masks by a few Adam
+steps on L_mask with the pose fixed; the guided refinement then works from
+there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from scorehoi_jax.geometry.image_lookup import bilinear_lookup
+from scorehoi_jax.models.contact_former import project_to_pixels
+
+NUM_MASK_SAMPLES = 128
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class ImageEvidence:
+  """Per-batch mask evidence in crop pixels (B = batch, S = crop size, M = samples per mask)."""
+  distance: Any  # [B, S, S] distance (pixels) to the union of the masks; 0 inside.
+  samples_h: Any  # [B, M, 2] pixels of the human mask (x, y).
+  weight_h: Any  # [B, M] 1 for real samples, 0 for padding (an empty mask has none).
+  samples_o: Any  # [B, M, 2]
+  weight_o: Any  # [B, M]
+  cam_trans: Any  # [B, 3] pelvis in the virtual camera.
+  focal: Any  # [B, 2]
+  princpt: Any  # [B, 2]
+
+
+def mask_evidence_arrays(masks: np.ndarray, num_samples: int = NUM_MASK_SAMPLES, seed: int = 0) -> dict:
+  """Host side: distance transform and pixel samples of crop masks [B, S, S, 2] (human, object; > 0.5 inside)."""
+  from scipy import ndimage
+  masks = np.asarray(masks) > 0.5
+  b = masks.shape[0]
+  dist = np.stack([ndimage.distance_transform_edt(~(m[..., 0] | m[..., 1])) if m.any() else
+                   np.full(m.shape[:2], float(m.shape[0])) for m in masks]).astype(np.float32)
+  out = {"distance": dist}
+  for c, key in ((0, "h"), (1, "o")):
+    samples = np.zeros((b, num_samples, 2), np.float32)
+    weight = np.zeros((b, num_samples), np.float32)
+    for i in range(b):
+      ys, xs = np.nonzero(masks[i, ..., c])
+      if len(xs):
+        # A fixed, spread-out subset: every k-th pixel of a seeded permutation (all of them if few).
+        pick = np.random.default_rng(seed).permutation(len(xs))[:num_samples]
+        samples[i, :len(pick)] = np.stack([xs[pick], ys[pick]], -1)
+        weight[i, :len(pick)] = 1.0
+    out["samples_" + key], out["weight_" + key] = samples, weight
+  return out
+
+
+def _coverage(samples, weight, uv, size):
+  d2 = jnp.min(jnp.sum((samples[:, None, :] - uv[None, :, :]) ** 2, -1), axis=1)
+  return jnp.sum(weight * d2) / jnp.maximum(jnp.sum(weight), 1.0) / size ** 2
+
+
+def mask_loss(human, obj, distance, samples_h, weight_h, samples_o, weight_o, cam_trans, focal, princpt):
+  """L_mask for one sample: human [Nh, 3] and object [K, 3] points pelvis-centred (module docstring)."""
+  size = distance.shape[0]
+  uv_h = project_to_pixels(human[None], cam_trans[None], focal[None], princpt[None])[0]
+  uv_o = project_to_pixels(obj[None], cam_trans[None], focal[None], princpt[None])[0]
+  inside = (jnp.mean((bilinear_lookup(distance, uv_h) / size) ** 2)
+            + jnp.mean((bilinear_lookup(distance, uv_o) / size) ** 2))
+  return inside + _coverage(samples_h, weight_h, uv_h, size) + _coverage(samples_o, weight_o, uv_o, size)
+
+
+def batched_mask_loss(human, obj, ev: ImageEvidence, cam_trans=None):
+  """L_mask [B] for a batch; cam_trans overrides ev.cam_trans (fit_placement differentiates it)."""
+  cam = ev.cam_trans if cam_trans is None else cam_trans
+  return jax.vmap(mask_loss)(human, obj, ev.distance, ev.samples_h, ev.weight_h, ev.samples_o, ev.weight_o, cam,
+                             ev.focal, ev.princpt)
+
+
+def fit_placement(human, obj, ev: ImageEvidence, steps: int, learning_rate: float = 0.005):
+  """(cam_trans [B, 3], object offset [B, 3]) that bring the projections into the masks, pose fixed.
+
+  human [B, Nh, 3], obj [B, K, 3] pelvis-centred. Adam on L_mask (per sample:
+  the batch sum has independent terms) over the pelvis position and a common
+  offset of the object points; ``steps`` is static.
+  """
+  params = {"cam": ev.cam_trans, "obj": jnp.zeros_like(ev.cam_trans)}
+  tx = optax.adam(learning_rate)
+
+  def loss(p):
+    return jnp.sum(batched_mask_loss(human, obj + p["obj"][:, None, :], ev, p["cam"]))
+
+  def step(carry, _):
+    p, s = carry
+    g = jax.grad(loss)(p)
+    u, s = tx.update(g, s, p)
+    return (optax.apply_updates(p, u), s), None
+
+  (p, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
+  return p["cam"], p["obj"]
