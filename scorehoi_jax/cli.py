@@ -143,7 +143,7 @@ def _cmd_prepare(args) -> int:
 
 
 def _cmd_export(args) -> int:
-  from scorehoi_jax.model_store import export_model
+  from scorehoi_jax.train.export import export_model
   if os.path.exists(args.out) and not args.overwrite:
     raise ScoreHOIError(f"{args.out}: exists (pass --overwrite to replace it).")
   export_model(args.run, args.out, step=args.step, dtype=args.dtype)

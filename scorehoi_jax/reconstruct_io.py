@@ -232,7 +232,7 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
   """
   from scorehoi_jax.data import pipeline
   from scorehoi_jax.objects import stack_geometries
-  from scorehoi_jax.outputs import atomic_output_dir
+  from scorehoi_jax.outputs import atomic_output_dir, check_output
 
   frames = list(frames)
   if not frames:
@@ -242,9 +242,7 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
     raise ReconstructError(f"two input frames share a name: {sorted(n for n in names if names.count(n) > 1)[0]!r}.")
   if batch_size < 1:
     raise ReconstructError(f"--batch must be at least 1, got {batch_size}.")
-  out = os.path.abspath(os.path.expanduser(out))
-  if os.path.exists(out) and not overwrite:
-    raise ReconstructError(f"{out}: output folder exists (pass --overwrite to replace it).")
+  out = check_output(out, overwrite)  # Exists, unwritable, stale temporaries: before the slow part.
   per_frame_dirs = len(frames) > 1 if per_frame_dirs is None else per_frame_dirs
   # Check every input before the (slow) model: a bad mask in frame 900 should not cost a run.
   objects = {}
