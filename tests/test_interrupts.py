@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from scorehoi_jax import cli, demo
@@ -192,3 +193,73 @@ def test_kill_during_overwrite_keeps_the_old_result(tmp_path):
   assert code == 2 and "model folder not found" in stderr, stderr
   assert (parent / "res" / "old.txt").read_text() == "old"
   assert sorted(os.listdir(parent)) == ["res"]
+
+
+# ------------------------------------------------------------------------------------------------
+# 8. Training: a resumed run logs each step once; a truncated checkpoint names the folder to delete.
+# ------------------------------------------------------------------------------------------------
+
+def test_resume_after_kill_logs_each_step_once(tmp_path):
+  sys.path.insert(0, os.path.dirname(__file__))
+  import test_train_loop as t
+  from scorehoi_jax.train import loop
+  cfg = dict(log_every=1, checkpoint_every=4, progress=False)
+  # Killed while fetching the batch of step 7: steps 0-6 are logged, the last checkpoint is step 3.
+  script = textwrap.dedent(f"""
+      import os, signal, sys
+      sys.path.insert(0, {os.path.dirname(__file__)!r})
+      import test_train_loop as t
+      from scorehoi_jax.train import loop
+      def batches(start):
+        for step, b in enumerate(t._batches(start), start):
+          if step == 7:
+            os.kill(os.getpid(), signal.SIGKILL)
+          yield b
+      loop.run(sys.argv[1], loop.LoopConfig(total_steps=10, **{cfg!r}), init_state=t._init, train_step=t._step,
+               batches=batches)
+  """)
+  with _started(["-c", script, str(tmp_path / "b")], tmp_path / "train.log") as (proc, _):
+    assert proc.wait(timeout=300) == -signal.SIGKILL, open(tmp_path / "train.log").read()
+  assert [r["step"] for r in loop.read_metrics(str(tmp_path / "b"))] == list(range(7))
+  loop.run(str(tmp_path / "b"), loop.LoopConfig(total_steps=10, **cfg), init_state=t._init, train_step=t._step,
+           batches=t._batches)
+  loop.run(str(tmp_path / "a"), loop.LoopConfig(total_steps=10, **cfg), init_state=t._init, train_step=t._step,
+           batches=t._batches)
+  resumed, full = loop.read_metrics(str(tmp_path / "b")), loop.read_metrics(str(tmp_path / "a"))
+  assert [r["step"] for r in resumed] == list(range(10))
+  np.testing.assert_allclose([r["loss"] for r in resumed], [r["loss"] for r in full], rtol=1e-6)
+
+
+def _stage2_run(path, steps):
+  import jax.numpy as jnp
+  from scorehoi_jax.train.checkpoint import Checkpoints
+  ck = Checkpoints(str(path / "checkpoints"))
+  state = {"ema_params": {"w": jnp.arange(600, dtype=jnp.float32)},
+           "frozen": {"net": {"params": {"k": jnp.ones(300)}}, "point_encoder": {"params": {"b": jnp.ones(3)}}}}
+  for s in steps:
+    ck.save(s, state, meta={"step": s, "stage": 2, "config": {}})
+  ck.close()
+
+
+def _truncate_step(step_dir):
+  for root, _, files in os.walk(step_dir / "state"):
+    for f in files:
+      if os.sep + "d" + os.sep in os.path.join(root, f) + os.sep or root.endswith(os.sep + "d"):
+        p = os.path.join(root, f)
+        with open(p, "r+b") as fh:
+          fh.truncate(os.path.getsize(p) // 2)
+
+
+@pytest.mark.parametrize("steps", [(1, 2), (2,)])
+def test_truncated_checkpoint_names_the_step_folder_to_delete(tmp_path, steps):
+  run = tmp_path / "run"
+  _stage2_run(run, steps)
+  _truncate_step(run / "checkpoints" / "2")
+  res = subprocess.run([sys.executable, "-m", "scorehoi_jax.cli", "export", "--run", str(run), "--out",
+                        str(tmp_path / "model")], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+  lines = res.stderr.strip().splitlines()
+  assert res.returncode == 2 and len(lines) == 1, res.stderr
+  assert f"{run}/checkpoints/2: checkpoint of step 2 is incomplete or corrupt" in lines[0]
+  assert ("resume from step 1" in lines[0]) == (steps == (1, 2)), lines[0]
+  assert ("no older checkpoint" in lines[0]) == (steps == (2,)), lines[0]
+  assert not (tmp_path / "model").exists()
