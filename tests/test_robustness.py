@@ -175,3 +175,52 @@ def test_tiny_mask_is_refused_with_its_size(tmp_path):
   Image.fromarray(m).save(tmp_path / "patch.png")
   line = _one_error_line(*_cli(_rec_args(tmp_path / "out", hm=tmp_path / "patch.png"))[::2])
   assert "model folder not found" in line
+
+
+# ------------------------------------------------------------------------------------------------
+# 1, 8. evaluate from any folder; --limit beyond the split.
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def one_frame_data(tmp_path_factory):
+  from scorehoi_jax.data.synthetic_hoi import prepare_synthetic
+  out = str(tmp_path_factory.mktemp("data1"))
+  prepare_synthetic(out, num=1, seed=3, resolution=32, workers=1, progress=False)  # train: 1 frame.
+  return out
+
+
+def _evaluate_until_the_model_runs(monkeypatch, argv):
+  """Run `scorehoi evaluate` up to the evaluation itself; returns (code, stderr, evaluate's kwargs)."""
+  from scorehoi_jax.errors import ScoreHOIError
+  from scorehoi_jax.evaluation import evaluator
+  seen = {}
+
+  def stub(model, data_dir, split, methods, **kwargs):
+    seen.update(kwargs, split=split)
+    raise ScoreHOIError("stopped before evaluating")
+
+  monkeypatch.setattr(evaluator, "evaluate", stub)
+  code, _, stderr = _cli(argv)
+  return code, stderr, seen
+
+
+def test_evaluate_without_config_works_from_any_folder(one_frame_data, tmp_path, monkeypatch):
+  from scorehoi_jax.config import load_config
+  monkeypatch.chdir(tmp_path)  # Not the repository.
+  code, stderr, seen = _evaluate_until_the_model_runs(
+      monkeypatch, ["evaluate", "--data", one_frame_data, "--split", "train", "--out", str(tmp_path / "m")])
+  assert code == 2 and "stopped before evaluating" in stderr, stderr
+  want = load_config(os.path.join(ROOT, "configs", "refine_paper.py")).to_dict()
+  assert seen["refine_config"].to_dict() == want
+
+
+def test_evaluate_warns_when_limit_exceeds_the_split(one_frame_data, tmp_path, monkeypatch):
+  code, stderr, seen = _evaluate_until_the_model_runs(
+      monkeypatch, ["evaluate", "--data", one_frame_data, "--split", "train", "--limit", "50",
+                    "--out", str(tmp_path / "m")])
+  assert "warning: --limit 50 exceeds the 1 frame of split 'train'; evaluating all 1." in stderr, stderr
+  assert seen["limit"] == 50
+  _, stderr, _ = _evaluate_until_the_model_runs(
+      monkeypatch, ["evaluate", "--data", one_frame_data, "--split", "train", "--limit", "1",
+                    "--out", str(tmp_path / "m")])
+  assert "warning" not in stderr, stderr
