@@ -63,6 +63,14 @@ class ReconstructError(ScoreHOIError):
   """Inputs of ``scorehoi reconstruct`` that cannot be used (the message names the file)."""
 
 
+class NonFiniteResult(ReconstructError):
+  """Some frames' reconstructions are NaN/inf; ``folders`` holds the frames that were written."""
+
+  def __init__(self, message: str, folders: list[str]):
+    super().__init__(message)
+    self.folders = folders
+
+
 @dataclasses.dataclass(frozen=True)
 class Frame:
   """One input: image and mask files, the object and optional intrinsics (pixels)."""
@@ -229,6 +237,10 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
     per_frame_dirs: OUT/<name>/ per frame (default: when there is more than one frame).
     reconstructor: a prebuilt Reconstructor (overrides checkpoint/refine_config/body_model).
     crformer: apply the CRFormer's correction to the refined estimate (default off, see above).
+
+  Raises:
+    NonFiniteResult: a frame's reconstruction has NaN/inf: the other frames are written (unless
+      none is left), the message names the frame(s) without files.
   """
   from scorehoi_jax.data import pipeline
   from scorehoi_jax.objects import stack_geometries
@@ -254,7 +266,7 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
   rec = reconstructor or get_reconstructor(checkpoint, refine_config, body_model)
   post = _make_post(rec)
   bsz = min(batch_size, len(frames))
-  dirs = []
+  dirs, failed = [], {}
   with atomic_output_dir(out, overwrite=overwrite) as tmp:
     bar = _progress(len(frames), progress)
     for start in range(0, len(frames), bsz):
@@ -275,13 +287,31 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
           p_h=stages.contacts[0], p_o=stages.contacts[1], p_of=stages.contacts[2],
           **post(stages.x_regressor, stages.x_refined, points, stages.cam_trans)))
       for i, (f, o, (_, record)) in enumerate(zip(chunk, objs, loaded)):
+        frame_res = {k: np.asarray(v[i]) for k, v in res.items()}
+        bad = sorted(k for k, v in frame_res.items() if not np.all(np.isfinite(v)))
+        bar.update(1)
+        if bad:  # Rows are independent (per-sample losses and gradients): only this frame is lost.
+          failed[f.name] = bad
+          continue
         folder = os.path.join(tmp, f.name) if per_frame_dirs else tmp
         os.makedirs(folder, exist_ok=True)
-        write_frame(folder, {k: np.asarray(v[i]) for k, v in res.items()}, f, o, record, rec.bodies)
+        write_frame(folder, frame_res, f, o, record, rec.bodies)
         dirs.append(os.path.join(out, f.name) if per_frame_dirs else out)
-        bar.update(1)
     bar.close()
+    if len(failed) == len(frames):  # Nothing to keep: no output folder at all.
+      raise NonFiniteResult(_non_finite_message(failed, ""), dirs)
+  if failed:  # The other frames are complete and in place; the run still fails, naming the lost ones.
+    raise NonFiniteResult(_non_finite_message(failed, f"; the other {len(dirs)} frame{'s' * (len(dirs) != 1)} "
+                                                      f"are written to {out}"), dirs)
   return dirs
+
+
+def _non_finite_message(failed: dict, rest: str) -> str:
+  names = list(failed)
+  first = f"{names[0]!r}" + (f" and {len(names) - 1} more ({', '.join(map(repr, names[1:4]))}"
+                             f"{', ...' if len(names) > 4 else ''})" if len(names) > 1 else "")
+  return (f"frame {first}: the reconstruction is not finite (NaN or inf in {', '.join(failed[names[0]])}); "
+          f"no files were written for {'it' if len(names) == 1 else 'them'}{rest}.")
 
 
 def _progress(total: int, enabled: bool):
@@ -419,6 +449,6 @@ def output_files(folder: str) -> list[str]:
   return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if not f.startswith(".")]
 
 
-__all__ = ["Frame", "ReconstructError", "find_frames", "get_reconstructor", "load_frame", "output_files",
+__all__ = ["Frame", "NonFiniteResult", "ReconstructError", "find_frames", "get_reconstructor", "load_frame", "output_files",
            "overlay_panel", "reconstruct", "reconstruct_frames", "resolve_object", "smplx_params",
            "write_frame"]

@@ -224,3 +224,78 @@ def test_evaluate_warns_when_limit_exceeds_the_split(one_frame_data, tmp_path, m
       monkeypatch, ["evaluate", "--data", one_frame_data, "--split", "train", "--limit", "1",
                     "--out", str(tmp_path / "m")])
   assert "warning" not in stderr, stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# 9. A diverging frame inside a batch.
+# ------------------------------------------------------------------------------------------------
+
+def _folder_inputs(root, far_lift_box=False):
+  """hold_ball and lift_box; with far_lift_box, lift_box sits in the corner of a 4x larger frame."""
+  for sub in ("img", "hm", "om"):
+    os.makedirs(root / sub)
+  for s in ("hold_ball", "lift_box"):
+    for sub, src in (("img", f"{s}.jpg"), ("hm", f"{s}_human.png"), ("om", f"{s}_object.png")):
+      im = Image.open(os.path.join(EXAMPLES, src))
+      if far_lift_box and s == "lift_box":
+        canvas = Image.new(im.mode, (4 * im.width, 4 * im.height))
+        canvas.paste(im, (0, 0))
+        im = canvas
+      im.save(root / sub / f"{s}.png")  # PNG: lossless, so both runs see the same hold_ball pixels.
+  return ["--image", str(root / "img"), "--human-mask", str(root / "hm"), "--object-mask", str(root / "om")]
+
+
+def test_a_diverging_frame_is_named_and_its_batch_mates_are_unaffected(tmp_path, monkeypatch, fast_compile):
+  """The refinement is wrapped so that a frame whose crop focal length is 4x the others' (lift_box pasted
+  into a 4x larger frame: default focal max(H, W)) diverges: its x_init becomes inf inside the compiled
+  batch. One compile serves the clean and the diverging run (same shapes, the wrapper in both), so
+  hold_ball, batched with lift_box each time, must come out the same whether lift_box diverges or not."""
+  import dataclasses
+
+  import jax.numpy as jnp
+
+  from scorehoi_jax import reconstruct
+  from scorehoi_jax import reconstruct_io as rio
+  from scorehoi_jax.objects import get_object
+  sys.path.insert(0, os.path.dirname(__file__))
+  from tiny_model import write_tiny_model
+  model = write_tiny_model(str(tmp_path / "tiny"))
+  clean_args = _folder_inputs(tmp_path / "in")
+  bad_args = _folder_inputs(tmp_path / "in2", far_lift_box=True)
+  # The focal lengths the network sees (crop coordinates), to set the trigger between them.
+  size = int(json.load(open(os.path.join(model, "model.json")))["config"]["data"]["image_size"])
+  tmpl = get_object("basketball").template
+  focal = {(run, f.name): float(rio.load_frame(f, size, tmpl)[0]["focal"][0])
+           for run, a in (("clean", clean_args), ("bad", bad_args))
+           for f in rio.find_frames(a[1], a[3], a[5], "basketball")}
+  normal = max(v for k, v in focal.items() if k != ("bad", "lift_box"))
+  assert focal["bad", "lift_box"] > 2 * normal, focal
+  trigger = float(np.sqrt(normal * focal["bad", "lift_box"]))
+  real_refine = reconstruct.refine
+
+  def diverging(den, inputs, *args, **kwargs):
+    blow_up = (inputs.aux["focal"][:, 0] > trigger)[:, None]
+    x = jnp.where(blow_up, inputs.x_init * jnp.inf, inputs.x_init)
+    return real_refine(den, dataclasses.replace(inputs, x_init=x), *args, **kwargs)
+
+  monkeypatch.setattr(reconstruct, "refine", diverging)
+  rio._cached_reconstructor.cache_clear()  # Built (and compiled) afresh, with the wrapper.
+  common = ["reconstruct", "--object", "basketball", "--batch", "2", "--quiet", "--checkpoint", model,
+            "--config", os.path.join(ROOT, "configs", "refine_paper.py") + ":runlocal"]
+  try:
+    code, _, stderr = _cli(common + clean_args + ["--out", str(tmp_path / "clean")])
+    assert code == 0, stderr
+    code, _, stderr = _cli(common + bad_args + ["--out", str(tmp_path / "bad")])
+  finally:
+    rio._cached_reconstructor.cache_clear()
+  line = _one_error_line(code, stderr)
+  assert "frame 'lift_box'" in line and "not finite" in line and "hold_ball" not in line
+  assert sorted(os.listdir(tmp_path / "bad")) == ["hold_ball"]
+  clean, bad = (np.load(tmp_path / d / "hold_ball" / "params.npz") for d in ("clean", "bad"))
+  for k in clean.files:
+    if clean[k].dtype.kind == "f":
+      np.testing.assert_allclose(bad[k], clean[k], rtol=1e-6, atol=1e-7, err_msg=k)
+  for f in ("human.ply", "object.ply"):
+    np.testing.assert_allclose(trimesh.load(tmp_path / "bad" / "hold_ball" / f, process=False).vertices,
+                               trimesh.load(tmp_path / "clean" / "hold_ball" / f, process=False).vertices,
+                               rtol=1e-6, atol=1e-7)
