@@ -179,7 +179,7 @@ def _cmd_evaluate(args) -> int:
 def _add_evaluate(sub) -> None:
   from scorehoi_jax.evaluation.metrics import NUM_CHAMFER_SAMPLES
   ev = sub.add_parser("evaluate", help="batched evaluation with the field's metrics (every method, every stage)")
-  ev.add_argument("--config", default="refine_paper", help="refine config (default: refine_paper, the paper's settings)")
+  ev.add_argument("--config", default="refine_paper", help="refine config (default: refine_paper, paper settings)")
   ev.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
   ev.add_argument("--data", required=True, help="the data dir given to `scorehoi prepare --out`")
   ev.add_argument("--dataset", default="synthetic_hoi",

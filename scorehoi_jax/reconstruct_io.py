@@ -10,7 +10,8 @@ stem (``0001.jpg`` ↔ ``0001.png`` in each mask folder); every frame runs in
 fixed-size batches through ONE compiled function (the last batch is padded).
 
 Outputs, per frame (``OUT/`` for one image, ``OUT/<stem>/`` in folder mode),
-written atomically (all frames or nothing; an existing OUT is refused unless
+written atomically (all frames or nothing, except that a frame whose result is
+NaN/inf is left out and named in the error; an existing OUT is refused unless
 ``overwrite``). Main result = the ScoreHOI-refined estimate x^N; with ``crformer=True``
 (``--crformer``) the CRFormer's correction on top of it (paper §3.4 end; the released code
 disables it, and on our synthetic test split it lowers contact F1 from 0.52 to 0.45 and raises
@@ -449,6 +450,6 @@ def output_files(folder: str) -> list[str]:
   return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if not f.startswith(".")]
 
 
-__all__ = ["Frame", "NonFiniteResult", "ReconstructError", "find_frames", "get_reconstructor", "load_frame", "output_files",
+__all__ = ["Frame", "ReconstructError", "find_frames", "get_reconstructor", "load_frame", "output_files",
            "overlay_panel", "reconstruct", "reconstruct_frames", "resolve_object", "smplx_params",
            "write_frame"]
