@@ -143,7 +143,7 @@ def _cmd_prepare(args) -> int:
 
 
 def _cmd_export(args) -> int:
-  from scorehoi_jax.model_store import export_model
+  from scorehoi_jax.train.export import export_model
   if os.path.exists(args.out) and not args.overwrite:
     raise ScoreHOIError(f"{args.out}: exists (pass --overwrite to replace it).")
   export_model(args.run, args.out, step=args.step, dtype=args.dtype)
@@ -156,10 +156,16 @@ def _cmd_evaluate(args) -> int:
   from scorehoi_jax.config import load_config
   from scorehoi_jax.evaluation import evaluator, report
   from scorehoi_jax.model_store import load_model
-  if os.path.exists(args.out) and not args.overwrite:  # Refuse before the (long) evaluation, not after.
-    raise ScoreHOIError(f"{args.out}: output folder exists (pass --overwrite to replace it).")
+  from scorehoi_jax.outputs import check_output
+  check_output(args.out, args.overwrite)  # Exists or unwritable: refuse before the (long) evaluation, not after.
   if not os.path.isdir(args.data):
     raise ScoreHOIError(f"{args.data}: data folder not found (make one with `scorehoi prepare`).")
+  if args.limit is not None:
+    from scorehoi_jax.data.tfds_common import data_source
+    size = len(data_source(args.data, args.dataset, args.split))
+    if args.limit > size:
+      print(f"scorehoi evaluate: warning: --limit {args.limit} exceeds the {size} frame{'s' * (size != 1)} of split "
+            f"'{args.split}'; evaluating all {size}.", file=sys.stderr)
   model = load_model(args.checkpoint)
   result = evaluator.evaluate(model, args.data, args.split, args.methods, limit=args.limit, batch_size=args.batch,
                               refine_config=load_config(args.config, args.overrides), num_samples=args.samples,
@@ -173,7 +179,7 @@ def _cmd_evaluate(args) -> int:
 def _add_evaluate(sub) -> None:
   from scorehoi_jax.evaluation.metrics import NUM_CHAMFER_SAMPLES
   ev = sub.add_parser("evaluate", help="batched evaluation with the field's metrics (every method, every stage)")
-  ev.add_argument("--config", default="configs/refine_paper.py", help="refine config (default: paper settings)")
+  ev.add_argument("--config", default="refine_paper", help="refine config (default: refine_paper, paper settings)")
   ev.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
   ev.add_argument("--data", required=True, help="the data dir given to `scorehoi prepare --out`")
   ev.add_argument("--dataset", default="synthetic_hoi",

@@ -1,11 +1,11 @@
-"""Trained models for inference: export from a stage-2 run, load, check against the networks.
+"""Trained models for inference: save, load, check against the networks.
 
-A stage-2 checkpoint already carries everything inference needs: the frozen
-stage-1 HOINet (``frozen.net``), the frozen point encoder
-(``frozen.point_encoder``) and the denoiser's EMA weights. ``export_model``
-writes them as one small folder:
+A model folder (written by ``save_model``; ``scorehoi export``, i.e.
+train/export.py, makes one from a stage-2 run) holds:
 
-  model.json      format version, the training config (network sizes, image size), provenance
+  model.json      format version, the training config (network sizes, image size), provenance,
+                  and the sha256 of variables.npz (checked on load: a corrupted download or disk
+                  is named as such, not as an unreadable archive or, worse, silently wrong weights)
   variables.npz   flat "net/params/backbone/…" keys; floating weights stored in bfloat16
                   (as uint16 bit patterns: .npz has no bfloat16), BatchNorm statistics in float32
 
@@ -18,8 +18,10 @@ networks run in float32 after loading; the export test bounds the change).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import zipfile
 
 import ml_collections
 import ml_dtypes
@@ -63,28 +65,6 @@ def _unflatten(flat: dict) -> dict:
   return traverse_util.unflatten_dict(flat, sep="/")
 
 
-def _stage2_state(run_dir: str, step: int | None):
-  from scorehoi_jax.train.checkpoint import Checkpoints
-  ck_dir = os.path.join(run_dir, "checkpoints")
-  if not os.path.isdir(ck_dir):
-    raise ModelError(f"{run_dir}: not a training run (no checkpoints/ folder).")
-  state, meta = Checkpoints(ck_dir).restore_raw(step)
-  if meta.get("stage") != 2 or "ema_params" not in state:
-    raise ModelError(f"{run_dir}: a stage-{meta.get('stage')} run; export needs the stage-2 run "
-                     "(it holds the frozen stage-1 network, the point encoder and the denoiser).")
-  return state, meta
-
-
-def export_model(stage2_run: str, out_dir: str, *, step: int | None = None, dtype: str = "bfloat16",
-                 notes: dict | None = None) -> str:
-  """Write the inference folder from a stage-2 run (newest checkpoint unless ``step``)."""
-  state, meta = _stage2_state(stage2_run, step)
-  variables = {"net": state["frozen"]["net"], "point_encoder": state["frozen"]["point_encoder"],
-               "denoiser": {"params": state["ema_params"]}}
-  info = {"source": os.path.abspath(stage2_run), "step": int(meta.get("step", -1)), "notes": notes or {}}
-  return save_model(variables, meta["config"], out_dir, dtype=dtype, info=info)
-
-
 def save_model(variables: dict, config: dict, out_dir: str, *, dtype: str = "bfloat16", info: dict | None = None,
                overwrite: bool = True) -> str:
   """Write ``variables`` ({"net", "point_encoder", "denoiser"}) and the training ``config`` as a model folder.
@@ -105,13 +85,36 @@ def save_model(variables: dict, config: dict, out_dir: str, *, dtype: str = "bfl
   meta = {"format": FORMAT, "config": dict(config), "stored_dtypes": dtypes, **(info or {})}
   with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
     np.savez(os.path.join(tmp, _VARIABLES_FILE), **stored)
+    meta["sha256"] = {_VARIABLES_FILE: file_sha256(os.path.join(tmp, _VARIABLES_FILE))}
     with open(os.path.join(tmp, _CONFIG_FILE), "w") as f:
       json.dump(meta, f, indent=1, default=str)
   return out_dir
 
 
+def file_sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def _verify_checksums(path: str, info: dict, cfg_path: str):
+  """Compare each listed file with its sha256 in model.json (folders without checksums load as before)."""
+  sums = info.get("sha256") or {}
+  if not isinstance(sums, dict):
+    raise ModelError(f"{cfg_path}: malformed 'sha256' entry (expected {{file: hex digest}}).")
+  for name, want in sums.items():
+    p = os.path.join(path, name)
+    if not os.path.isfile(p):
+      raise ModelError(f"{p}: missing (listed in {_CONFIG_FILE}).")
+    if file_sha256(p) != str(want).lower():
+      raise ModelError(f"{p}: corrupted (its sha256 differs from the one in {_CONFIG_FILE}); "
+                       "copy or download the model folder again.")
+
+
 def load_model(path: str | None = None) -> TrainedModel:
-  """A model folder written by ``export_model`` (default: the shipped model)."""
+  """A model folder written by ``save_model`` / ``scorehoi export`` (default: the shipped model)."""
   path = path or default_model_path()
   cfg_path, var_path = os.path.join(path, _CONFIG_FILE), os.path.join(path, _VARIABLES_FILE)
   if not os.path.isdir(path):
@@ -125,8 +128,10 @@ def load_model(path: str | None = None) -> TrainedModel:
       info = json.load(f)
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise ModelError(f"{cfg_path}: malformed JSON ({e}).") from None
-  if info.get("format") != FORMAT or "config" not in info:
-    raise ModelError(f"{cfg_path}: not a scorehoi_jax model (format {info.get('format')!r}, expected {FORMAT}).")
+  if not isinstance(info, dict) or info.get("format") != FORMAT or "config" not in info:
+    raise ModelError(f"{cfg_path}: not a scorehoi_jax model (format "
+                     f"{info.get('format') if isinstance(info, dict) else None!r}, expected {FORMAT}).")
+  _verify_checksums(path, info, cfg_path)
   bf16 = info.get("stored_dtypes", {})
   flat = {}
   try:
@@ -136,7 +141,7 @@ def load_model(path: str | None = None) -> TrainedModel:
         if bf16.get(k) == "bfloat16":
           v = v.view(ml_dtypes.bfloat16)
         flat[k] = v.astype(np.float32) if k in bf16 or np.issubdtype(v.dtype, np.floating) else v
-  except (OSError, ValueError, EOFError) as e:
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
     raise ModelError(f"{var_path}: cannot read the weights ({e}).") from None
   return TrainedModel(ml_collections.ConfigDict(info["config"]), _unflatten(flat), path, info)
 

@@ -10,7 +10,8 @@ stem (``0001.jpg`` ↔ ``0001.png`` in each mask folder); every frame runs in
 fixed-size batches through ONE compiled function (the last batch is padded).
 
 Outputs, per frame (``OUT/`` for one image, ``OUT/<stem>/`` in folder mode),
-written atomically (all frames or nothing; an existing OUT is refused unless
+written atomically (all frames or nothing, except that a frame whose result is
+NaN/inf is left out and named in the error; an existing OUT is refused unless
 ``overwrite``). Main result = the ScoreHOI-refined estimate x^N; with ``crformer=True``
 (``--crformer``) the CRFormer's correction on top of it (paper §3.4 end; the released code
 disables it, and on our synthetic test split it lowers contact F1 from 0.52 to 0.45 and raises
@@ -62,6 +63,14 @@ _PANEL_MAX_SIDE = 512  # Overlay panels of large photos are drawn at most this b
 
 class ReconstructError(ScoreHOIError):
   """Inputs of ``scorehoi reconstruct`` that cannot be used (the message names the file)."""
+
+
+class NonFiniteResult(ReconstructError):
+  """Some frames' reconstructions are NaN/inf; ``folders`` holds the frames that were written."""
+
+  def __init__(self, message: str, folders: list[str]):
+    super().__init__(message)
+    self.folders = folders
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,10 +249,14 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
     per_frame_dirs: OUT/<name>/ per frame (default: when there is more than one frame).
     reconstructor: a prebuilt Reconstructor (overrides checkpoint/refine_config/body_model).
     crformer: apply the CRFormer's correction to the refined estimate (default off, see above).
+
+  Raises:
+    NonFiniteResult: a frame's reconstruction has NaN/inf: the other frames are written (unless
+      none is left), the message names the frame(s) without files.
   """
   from scorehoi_jax.data import pipeline
   from scorehoi_jax.objects import stack_geometries
-  from scorehoi_jax.outputs import atomic_output_dir
+  from scorehoi_jax.outputs import atomic_output_dir, check_output
 
   frames = list(frames)
   if not frames:
@@ -253,9 +266,7 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
     raise ReconstructError(f"two input frames share a name: {sorted(n for n in names if names.count(n) > 1)[0]!r}.")
   if batch_size < 1:
     raise ReconstructError(f"--batch must be at least 1, got {batch_size}.")
-  out = os.path.abspath(os.path.expanduser(out))
-  if os.path.exists(out) and not overwrite:
-    raise ReconstructError(f"{out}: output folder exists (pass --overwrite to replace it).")
+  out = check_output(out, overwrite)  # Exists, unwritable, stale temporaries: before the slow part.
   per_frame_dirs = len(frames) > 1 if per_frame_dirs is None else per_frame_dirs
   # Check every input before the (slow) model: a bad mask in frame 900 should not cost a run.
   objects = {}
@@ -267,7 +278,7 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
   rec = reconstructor or get_reconstructor(checkpoint, refine_config, body_model)
   post = _make_post(rec)
   bsz = min(batch_size, len(frames))
-  dirs = []
+  dirs, failed = [], {}
   with atomic_output_dir(out, overwrite=overwrite) as tmp:
     bar = _progress(len(frames), progress)
     for start in range(0, len(frames), bsz):
@@ -288,13 +299,31 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
           **post(stages.x_regressor, stages.x_refined, points, stages.cam_trans, obj_rot, obj_trans,
                  jnp.asarray(batch["camera_rot"]))))
       for i, (f, o, (_, record)) in enumerate(zip(chunk, objs, loaded)):
+        frame_res = {k: np.asarray(v[i]) for k, v in res.items()}
+        bad = sorted(k for k, v in frame_res.items() if not np.all(np.isfinite(v)))
+        bar.update(1)
+        if bad:  # Rows are independent (per-sample losses and gradients): only this frame is lost.
+          failed[f.name] = bad
+          continue
         folder = os.path.join(tmp, f.name) if per_frame_dirs else tmp
         os.makedirs(folder, exist_ok=True)
-        write_frame(folder, {k: np.asarray(v[i]) for k, v in res.items()}, f, o, record, rec.bodies)
+        write_frame(folder, frame_res, f, o, record, rec.bodies)
         dirs.append(os.path.join(out, f.name) if per_frame_dirs else out)
-        bar.update(1)
     bar.close()
+    if len(failed) == len(frames):  # Nothing to keep: no output folder at all.
+      raise NonFiniteResult(_non_finite_message(failed, ""), dirs)
+  if failed:  # The other frames are complete and in place; the run still fails, naming the lost ones.
+    raise NonFiniteResult(_non_finite_message(failed, f"; the other {len(dirs)} frame{'s' * (len(dirs) != 1)} "
+                                                      f"are written to {out}"), dirs)
   return dirs
+
+
+def _non_finite_message(failed: dict, rest: str) -> str:
+  names = list(failed)
+  first = f"{names[0]!r}" + (f" and {len(names) - 1} more ({', '.join(map(repr, names[1:4]))}"
+                             f"{', ...' if len(names) > 4 else ''})" if len(names) > 1 else "")
+  return (f"frame {first}: the reconstruction is not finite (NaN or inf in {', '.join(failed[names[0]])}); "
+          f"no files were written for {'it' if len(names) == 1 else 'them'}{rest}.")
 
 
 def _progress(total: int, enabled: bool):

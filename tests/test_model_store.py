@@ -70,5 +70,10 @@ def test_broken_model_folders_are_clear_errors(tmp_path):
     load_model(str(d))
   save_model(_variables(), {}, str(d))
   (d / "variables.npz").write_bytes(b"truncated")
+  with pytest.raises(ModelError, match="variables.npz: corrupted"):  # Its sha256 no longer matches.
+    load_model(str(d))
+  info = json.loads((d / "model.json").read_text())
+  del info["sha256"]  # A folder without checksums: the archive itself is unreadable.
+  (d / "model.json").write_text(json.dumps(info))
   with pytest.raises(ModelError, match="cannot read the weights"):
     load_model(str(d))

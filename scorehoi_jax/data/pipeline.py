@@ -376,10 +376,22 @@ def prefetch(iterator: Iterable, buffer_size: int = 2) -> Iterator:
 # A user's own image (CLI).
 # ------------------------------------------------------------------------------------------------
 
+# Masks below this many pixels are refused: an 8x8 patch has no silhouette left to fit. The
+# synthetic training frames never show the person or the object on fewer than 0.4% of a 256²
+# image (262 pixels, synthetic/generator.py _MIN_VISIBLE), so 64 is well outside what the model
+# learnt; a 1-pixel human mask was otherwise "reconstructed" as a 1 m person 3 m away.
+MIN_MASK_PIXELS = 64
+
+
 def _read_image(path: str, what: str, grey: bool = False) -> np.ndarray:
-  from PIL import Image, UnidentifiedImageError
+  """The image as displayed: rotated/flipped by its EXIF orientation tag (phone photos)."""
+  from PIL import Image, ImageOps, UnidentifiedImageError
   try:
     with Image.open(path) as im:
+      try:
+        im = ImageOps.exif_transpose(im)
+      except Exception as e:  # Malformed EXIF: the orientation, hence the mask alignment, is unknown.
+        raise PipelineError(f"{path}: cannot read the {what}'s EXIF orientation ({type(e).__name__}: {e}).") from None
       return np.asarray(im.convert("L" if grey else "RGB"))
   except FileNotFoundError:
     raise PipelineError(f"{path}: {what} file not found.") from None
@@ -391,7 +403,8 @@ def load_user_record(image_path: str, human_mask_path: str, object_mask_path: st
                      object_template=None, object_id: int = -1) -> dict:
   """A record from image + mask files, for inference on a user's image.
 
-  Masks: any greyscale image, > 127 is inside. Intrinsics default to a
+  Masks: any greyscale image, > 127 is inside, at least MIN_MASK_PIXELS pixels.
+  Image and masks are read as displayed (EXIF orientation applied). Intrinsics default to a
   principal point at the image centre and a focal length of max(H, W)
   (about 53° field of view) when the camera is unknown.
   """
@@ -405,6 +418,9 @@ def load_user_record(image_path: str, human_mask_path: str, object_mask_path: st
                           f"{image_path} is {w}x{h}.")
     if not (m > 127).any():
       raise PipelineError(f"{path}: {key.replace('_', ' ')} is empty (no pixel above 127).")
+    if (area := int((m > 127).sum())) < MIN_MASK_PIXELS:
+      raise PipelineError(f"{path}: {key.replace('_', ' ')} covers only {area} pixel{'s' * (area != 1)} of {w}x{h}; "
+                          f"at least {MIN_MASK_PIXELS} are needed to reconstruct from it.")
     masks[key] = (m > 127).astype(np.uint8)
   f = float(max(h, w))
   record = {"frame_id": image_path, "image": image, **masks,

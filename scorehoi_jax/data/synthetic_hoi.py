@@ -103,15 +103,17 @@ def prepare_synthetic(out_dir: str, num: int, seed: int = 0, resolution: int = 2
   ``beam_runner`` with ``beam_options`` (a command-line string of Beam
   pipeline options; see synthetic_beam.py); ``workers`` is then unused.
   """
+  from scorehoi_jax.locks import folder_lock
   plan = split_plan(num, seed, test_fraction)
   base = config or SyntheticConfig(resolution=resolution)
-  if beam:
-    from scorehoi_jax.data import synthetic_beam
-    return synthetic_beam.prepare_synthetic_beam(
-        out_dir, plan, dataclasses.replace(base, resolution=resolution), num=num, seed=seed,
-        test_fraction=test_fraction, runner=beam_runner, options=beam_options)
-  raw = raw_dir(out_dir)
-  for split, n, split_seed in plan:
-    generate(n, split_seed, raw, workers=workers, resolution=resolution, progress=progress,
-             config=dataclasses.replace(base, split=split, resolution=resolution))
-  return prepare(SyntheticHoi(data_dir=out_dir, raw=raw))
+  with folder_lock(out_dir, "scorehoi prepare synthetic"):  # One writer per dataset folder.
+    if beam:
+      from scorehoi_jax.data import synthetic_beam
+      return synthetic_beam.prepare_synthetic_beam(
+          out_dir, plan, dataclasses.replace(base, resolution=resolution), num=num, seed=seed,
+          test_fraction=test_fraction, runner=beam_runner, options=beam_options)
+    raw = raw_dir(out_dir)
+    for split, n, split_seed in plan:
+      generate(n, split_seed, raw, workers=workers, resolution=resolution, progress=progress,
+               config=dataclasses.replace(base, split=split, resolution=resolution))
+    return prepare(SyntheticHoi(data_dir=out_dir, raw=raw))

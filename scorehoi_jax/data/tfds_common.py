@@ -245,7 +245,10 @@ def prepare(builder, **prepare_kwargs) -> dict:
   ``prepare_kwargs`` go to ``download_and_prepare`` (e.g. a DownloadConfig
   with a Beam runner).
   """
-  builder.download_and_prepare(**prepare_kwargs)
+  from scorehoi_jax.locks import folder_lock
+  root = os.path.dirname(os.path.dirname(builder.data_dir))  # <data dir>/<name>/<version>.
+  with folder_lock(root, f"scorehoi prepare {builder.name}"):  # One writer per data dir.
+    builder.download_and_prepare(**prepare_kwargs)
   if getattr(builder, "written", None):
     return {"written": dict(builder.written), "skipped": dict(builder.skipped)}
   # Already prepared earlier (TFDS skips generation): report the stored counts.

@@ -16,6 +16,10 @@ from scorehoi_jax.objects import registry
 
 SUPPORTED_EXTENSIONS = (".obj", ".ply", ".glb", ".gltf", ".off", ".stl")
 _UNIT_SCALE = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+# Largest side of an object a person handles, sits on or leans against: a coin to a sofa or a
+# wardrobe, with margin. Outside it the file is almost surely in other units (a 40 cm box saved
+# in cm is 40 m across), which would give a confident but absurd reconstruction.
+PLAUSIBLE_SIZE_M = (0.01, 5.0)
 
 
 class ObjectError(ValueError):
@@ -79,9 +83,22 @@ def validate_mesh(mesh: trimesh.Trimesh, where: str) -> trimesh.Trimesh:
   return trimesh.Trimesh(v, f[good], process=False)
 
 
+def check_size(mesh: trimesh.Trimesh, where: str, size_range=PLAUSIBLE_SIZE_M) -> None:
+  """Refuse a mesh (in metres after scaling) whose largest side is outside ``size_range``."""
+  extent = float(np.max(mesh.extents))
+  lo, hi = size_range
+  if lo <= extent <= hi:
+    return
+  hint = next((f" (in {u} it would be {extent * f:.3g} m: pass --object-scale {u})"
+               for u, f in (("cm", 0.01), ("mm", 0.001)) if lo <= extent * f <= hi), "")
+  raise ObjectError(f"{where}: the object is {extent:.3g} m across, implausible for an everyday object "
+                    f"({lo * 100:g} cm to {hi:g} m); is the file in other units? Set its unit or a factor with "
+                    f"--object-scale{hint}.")
+
+
 def load_object(path_or_name: str, scale: float | str | None = None, *, name: str | None = None,
                 category: str | None = None, sdf_resolution: int = registry.DEFAULT_SDF_RESOLUTION,
-                seed: int | None = None) -> registry.ObjectTemplate:
+                seed: int | None = None, size_range=PLAUSIBLE_SIZE_M) -> registry.ObjectTemplate:
   """An ObjectTemplate from a registered name or a mesh file.
 
   Args:
@@ -93,10 +110,12 @@ def load_object(path_or_name: str, scale: float | str | None = None, *, name: st
     category: category string (default: the name).
     sdf_resolution: samples per axis of the SDF grid.
     seed: for registered procedural names, the instance seed.
+    size_range: (min, max) largest side in metres after scaling; None accepts any size.
 
   Raises:
-    ObjectError: the file is missing, unreadable, not a triangle mesh, empty or
-      degenerate; or the name is unknown (the message lists the known names).
+    ObjectError: the file is missing, unreadable, not a triangle mesh, empty,
+      degenerate or of an implausible size (the message names --object-scale);
+      or the name is unknown (the message lists the known names).
   """
   if not os.path.splitext(path_or_name)[1] and not os.path.exists(path_or_name):
     if path_or_name in registry.list_objects():
@@ -111,6 +130,8 @@ def load_object(path_or_name: str, scale: float | str | None = None, *, name: st
     raise ObjectError(f"{path}: unsupported mesh format {ext!r}; use one of {', '.join(SUPPORTED_EXTENSIONS)}")
   mesh = validate_mesh(_read_mesh(path), path)
   mesh.apply_scale(_resolve_scale(scale, path))
+  if size_range is not None:
+    check_size(mesh, path, size_range)
   stem = name or os.path.splitext(os.path.basename(path))[0]
   return registry.make_template(stem, mesh, category=category or stem, floor_standing=False,
                                 sdf_resolution=sdf_resolution)

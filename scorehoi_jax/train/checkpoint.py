@@ -9,7 +9,13 @@ named, the best one by that metric in ``directory + "-best"``.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import sys
+import tempfile
+import time
 
 import jax
 import numpy as np
@@ -20,6 +26,66 @@ from scorehoi_jax.errors import ScoreHOIError
 
 class CheckpointError(ScoreHOIError):
   """A checkpoint folder is missing, corrupt, or does not match the model."""
+
+
+# TensorStore/OCDBT status codes and messages of a file that is shorter than its index says
+# (a save killed mid-write, a partial copy) or missing.
+_UNREADABLE = re.compile(r"OUT_OF_RANGE|DATA_LOSS|NOT_FOUND|[Bb]yte range|truncat|Unexpected end", re.S)
+
+
+_LOOP_CLOSED = re.compile(r"Traceback \(most recent call last\):\n(?:[ \t].*\n)*?.*call_soon_threadsafe.*\n"
+                          r"(?:[ \t].*\n)*RuntimeError: Event loop is closed\n?")
+
+
+@contextlib.contextmanager
+def _without_closed_loop_noise():
+  """Pass fd 2 through, less the 'Event loop is closed' tracebacks of a failed restore.
+
+  When one read of an Orbax restore fails, TensorStore's other reads still in flight call back
+  into Orbax's event loop after it has closed and print those tracebacks from C++ straight to
+  fd 2 (past sys.stderr), after our one-line message. Capture fd 2 meanwhile, drop them, replay
+  the rest.
+  """
+  try:
+    cap = tempfile.TemporaryFile()
+  except OSError:  # Nowhere to capture to: let the noise through rather than fail the restore.
+    yield
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with cap:
+    os.dup2(cap.fileno(), 2)
+    failed = False
+    try:
+      yield
+    except BaseException:
+      failed = True
+      raise
+    finally:
+      if failed:
+        time.sleep(0.3)  # The stray callbacks fire within milliseconds of the failure.
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      cap.seek(0)
+      text = _LOOP_CLOSED.sub("", cap.read().decode(errors="replace"))
+      if text:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+def _restore_error(e: Exception, step_dir: str, step: int, older: list[int], what: str, hint: str):
+  """One line for a failed restore: a damaged step folder names itself and what to do, without
+  TensorStore's chain of driver messages."""
+  text = str(e)
+  if isinstance(e, (json.JSONDecodeError, FileNotFoundError, EOFError)) or _UNREADABLE.search(text):
+    files = re.findall(r'local file "([^"]+)"', text)
+    where = f" ({os.path.relpath(files[-1], step_dir)} is truncated or unreadable)" if files else ""
+    then = (f"delete that folder to resume from step {max(older)}, the newest older checkpoint" if older else
+            "no older checkpoint exists: delete that folder (or the whole run) to start over")
+    return CheckpointError(f"{step_dir}: checkpoint of step {step} is incomplete or corrupt{where}; {then}.")
+  msg = text.splitlines()[0] if text else type(e).__name__
+  return CheckpointError(f"{step_dir}: {what} ({type(e).__name__}: {msg[:200]}).{hint}")
 
 
 class Checkpoints:
@@ -93,11 +159,11 @@ class Checkpoints:
     if step is None:
       raise CheckpointError(f"{self.directory}: no checkpoint found.")
     try:
-      out = manager.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+      with _without_closed_loop_noise():
+        out = manager.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
     except Exception as e:  # Orbax raises many types; the user needs the path and the gist.
-      msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-      raise CheckpointError(f"{os.path.join(str(manager.directory), str(step))}: {what} "
-                            f"({type(e).__name__}: {msg[:300]}).{hint}") from None
+      raise _restore_error(e, os.path.join(str(manager.directory), str(step)), step,
+                           [s for s in manager.all_steps() if s < step], what, hint) from None
     return out["state"], out["meta"]
 
   def close(self):

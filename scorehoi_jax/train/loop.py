@@ -64,6 +64,27 @@ class _Writer:
     self.tb.close()
 
 
+def _truncate_metrics(workdir: str, start: int):
+  """Drop metrics.jsonl rows of steps >= ``start``: a killed run logged them after its last
+  checkpoint, and the resumed run logs them again (identically, as it redoes those steps)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  keep = []
+  for line in lines:
+    try:
+      if json.loads(line).get("step", -1) < start:
+        keep.append(line if line.endswith("\n") else line + "\n")
+    except json.JSONDecodeError:
+      pass  # A row cut short by the kill.
+  if len(keep) != len(lines):
+    with open(path + ".tmp", "w") as f:
+      f.writelines(keep)
+    os.replace(path + ".tmp", path)
+
+
 def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any],
         train_step: Callable, batches: Callable[[int], Iterator[dict]],
         eval_fn: Callable[[Any], dict] | None = None, meta: dict | None = None,
@@ -92,6 +113,7 @@ def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any]
     state = sharding.replicate(state, mesh)
     start = int(saved_meta["step"]) + 1
     print(f"resuming from {ckpts.directory}/{saved_meta['step']} (step {start} of {cfg.total_steps})")
+  _truncate_metrics(workdir, start)
   writer = _Writer(workdir)
 
   step_fn = jax.jit(train_step, in_shardings=(repl, data, repl), out_shardings=(repl, repl),

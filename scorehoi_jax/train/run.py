@@ -291,7 +291,16 @@ def train_stage2(config, workdir: str):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
-  """Run the configured stage in ``workdir`` (resuming if it has checkpoints)."""
+  """Run the configured stage in ``workdir`` (resuming if it has checkpoints).
+
+  A second run on the same ``workdir`` is refused while this one lives (locks.py).
+  """
+  from scorehoi_jax.locks import folder_lock
+  with folder_lock(workdir, "scorehoi train"):
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "config.json"), "w") as f:
     json.dump(config.to_dict(), f, indent=1, default=str)

@@ -47,10 +47,15 @@ run resumes by skipping the shards that exist.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import ctypes
 import dataclasses
 import json
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from typing import Iterator
 
 import jax
@@ -318,6 +323,46 @@ def _write_shard(path: str, seeds: list[int], config: SyntheticConfig) -> int:
   return len(frames)
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _watch_parent(parent_pid: int):
+  while True:
+    time.sleep(0.5)
+    if os.getppid() != parent_pid:
+      os._exit(1)
+
+
+def _worker_init(parent_pid: int):
+  """Pool initializer: a worker dies with its parent (a `kill -9` of prepare must not leave
+  workers writing shards that a rerun then races).
+
+  On Linux the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG); a thread
+  polling the parent PID covers other systems, and the check below covers a parent that died
+  before the prctl (the worker was then already re-parented).
+  """
+  if sys.platform.startswith("linux"):
+    try:
+      ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+      pass  # The polling thread still applies.
+  if os.getppid() != parent_pid:
+    os._exit(1)
+  threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+
+
+def _remove_stale_tmp(out_dir: str):
+  """Delete half-written shards (``*.tmp-<pid>``) of workers that are gone."""
+  from scorehoi_jax.outputs import pid_alive
+  for name in os.listdir(out_dir):
+    head, sep, pid = name.rpartition(".tmp-")
+    if sep and pid.isdigit() and not pid_alive(int(pid)):
+      try:
+        os.remove(os.path.join(out_dir, name))
+      except OSError:
+        pass
+
+
 def generate(num: int, seed: int, out_dir: str, workers: int = 2, resolution: int = 256, progress: bool = True,
              frames_per_shard: int = 64, config: SyntheticConfig | None = None) -> list[str]:
   """Generate ``num`` frames into ``out_dir`` as .npz shards; resumable. Returns the shard paths.
@@ -325,12 +370,13 @@ def generate(num: int, seed: int, out_dir: str, workers: int = 2, resolution: in
   Frame i has seed ``frame_seed(seed, i)``. Shards already in ``out_dir`` are
   kept; a partial shard (killed mid-write) only exists under a temporary name
   and is redone. Workers are spawned processes (JAX does not survive fork),
-  each single-threaded.
+  each single-threaded, and die with the calling process (``_worker_init``).
   """
   config = config or SyntheticConfig(resolution=resolution)
   if config.resolution != resolution:
     config = dataclasses.replace(config, resolution=resolution)
   os.makedirs(out_dir, exist_ok=True)
+  _remove_stale_tmp(out_dir)
   info_path = os.path.join(out_dir, f"synthetic_hoi-{config.split}.json")
   # The RGB depends on the backend (anti-aliasing), so the dataset records the one actually used, and
   # resuming where another backend would be chosen (e.g. no EGL) is refused rather than mixing the two.
@@ -374,7 +420,8 @@ def generate(num: int, seed: int, out_dir: str, workers: int = 2, resolution: in
       saved = {k: os.environ.get(k) for k in env}
       os.environ.update(env)  # Spawned children read these at import time.
       try:
-        with futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        with futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                         initargs=(os.getpid(),)) as pool:
           pending = [pool.submit(_write_shard, path, seeds, config) for path, seeds in jobs]
           for fut in futures.as_completed(pending):
             n = fut.result()
