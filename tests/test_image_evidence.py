@@ -1,0 +1,89 @@
+"""The image-evidence term L_mask (diffusion/image_evidence.py) and its placement fit."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import ndimage
+
+from scorehoi_jax.diffusion.image_evidence import (ImageEvidence, batched_mask_loss, fit_placement, mask_evidence_arrays,
+                                                   mask_loss)
+from scorehoi_jax.geometry.image_lookup import bilinear_lookup
+
+S = 48
+FOCAL = np.array([60.0, 60.0], np.float32)
+PP = np.array([(S - 1) / 2, (S - 1) / 2], np.float32)
+
+
+def _points(seed=0, n=40):
+  """Pelvis-centred points whose projections (pelvis at z = 2) land on pixel centres."""
+  rng = np.random.default_rng(seed)
+  uv = rng.integers(12, 36, size=(n, 2)).astype(np.float64)
+  z = 2.0 + rng.uniform(-0.1, 0.1, n)
+  xyz = np.c_[(uv - PP) / FOCAL * z[:, None], z]
+  return (xyz - [0.0, 0.0, 2.0]).astype(np.float32), uv
+
+
+def _evidence(mask_h, mask_o, cam=(0.0, 0.0, 2.0)):
+  arr = mask_evidence_arrays(np.stack([mask_h, mask_o], -1)[None].astype(np.float32))
+  return ImageEvidence(*(jnp.asarray(arr[k]) for k in ("distance", "samples_h", "weight_h", "samples_o", "weight_o")),
+                       jnp.asarray([cam], jnp.float32), jnp.asarray(FOCAL[None]), jnp.asarray(PP[None]))
+
+
+def _mask_of(uv):
+  m = np.zeros((S, S), bool)
+  m[uv[:, 1].astype(int), uv[:, 0].astype(int)] = True
+  return m
+
+
+def test_lookup_matches_scipy_inside_and_grows_outside():
+  rng = np.random.default_rng(1)
+  mask = np.zeros((S, S), bool)
+  mask[10:30, 15:40] = True
+  mask[5:9, 3:7] = True
+  dist = ndimage.distance_transform_edt(~mask)
+  xy = rng.uniform(0, S - 1, size=(200, 2))
+  ref = ndimage.map_coordinates(dist, [xy[:, 1], xy[:, 0]], order=1)
+  np.testing.assert_allclose(bilinear_lookup(jnp.asarray(dist, jnp.float32), jnp.asarray(xy, jnp.float32)), ref,
+                             rtol=1e-5, atol=1e-4)
+  out = np.array([[-5.0, 20.0], [S + 2.0, 10.0]])  # 5 px left of column 0; 3 px right of the last column.
+  want = np.array([dist[20, 0] + 5.0, dist[10, S - 1] + 3.0])
+  np.testing.assert_allclose(bilinear_lookup(jnp.asarray(dist, jnp.float32), jnp.asarray(out, jnp.float32)), want,
+                             rtol=1e-5)
+
+
+def test_zero_when_the_points_fill_their_masks_exactly():
+  human, uv_h = _points(0)
+  obj, uv_o = _points(1, 20)
+  ev = _evidence(_mask_of(uv_h), _mask_of(uv_o))
+  loss = batched_mask_loss(jnp.asarray(human[None]), jnp.asarray(obj[None]), ev)
+  assert float(loss[0]) < 1e-9
+  # Points outside, or a mask not covered, both cost.
+  moved = batched_mask_loss(jnp.asarray(human[None]) + jnp.array([0.15, 0.0, 0.0]), jnp.asarray(obj[None]), ev)
+  more = _mask_of(uv_h)
+  more[2:6, 2:6] = True
+  uncovered = batched_mask_loss(jnp.asarray(human[None]), jnp.asarray(obj[None]), _evidence(more, _mask_of(uv_o)))
+  assert float(moved[0]) > 1e-4 and float(uncovered[0]) > 1e-4
+
+
+def test_gradient_step_lowers_the_loss():
+  human, uv_h = _points(2)
+  obj, uv_o = _points(3, 20)
+  ev = _evidence(_mask_of(uv_h), _mask_of(uv_o))
+  h = jnp.asarray(human) + jnp.array([0.08, -0.05, 0.0])  # Off its mask.
+  args = (ev.distance[0], ev.samples_h[0], ev.weight_h[0], ev.samples_o[0], ev.weight_o[0], ev.cam_trans[0],
+          ev.focal[0], ev.princpt[0])
+  f = lambda h: mask_loss(h, jnp.asarray(obj), *args)
+  g = jax.grad(f)(h)
+  assert float(f(h - 1e-3 * g / jnp.linalg.norm(g))) < float(f(h))
+
+
+def test_placement_fit_moves_the_pelvis_back_onto_the_mask():
+  human, uv_h = _points(4)
+  obj, uv_o = _points(5, 20)
+  true_cam = np.array([0.0, 0.0, 2.0])
+  ev = _evidence(_mask_of(uv_h), _mask_of(uv_o), cam=(0.12, -0.08, 2.0))  # The regressor's pelvis is off.
+  cam, offset = jax.jit(fit_placement, static_argnums=3)(jnp.asarray(human[None]), jnp.asarray(obj[None]), ev, 150)
+  px = lambda c: np.asarray(c)[:2] / np.asarray(c)[2] * FOCAL  # Pelvis pixel offset from the principal point.
+  before = np.linalg.norm(px(ev.cam_trans[0]) - px(true_cam))
+  after = np.linalg.norm(px(cam[0]) - px(true_cam))
+  assert before > 4.0 and after < 0.25 * before
