@@ -18,6 +18,9 @@ _NOT_YET: dict = {}  # Subcommands announced but not yet available (none at the 
 
 _REAL_DATASETS = ("behave", "intercap", "imhd")
 
+_REFINE_CONFIG_HELP = ("refine config: a shipped name (refine_paper, the paper's settings and the default; "
+                       "refine_compat, the released code's) or the path of your own config file")
+
 
 def _cmd_demo(args) -> int:
   from scorehoi_jax import demo
@@ -67,7 +70,7 @@ def _add_demo_and_reconstruct(sub) -> None:
   demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
   demo.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
   demo.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
-  demo.add_argument("--config", default=None, help="refine config (default: configs/refine_paper.py)")
+  demo.add_argument("--config", default=None, help=_REFINE_CONFIG_HELP)
   demo.set_defaults(func=_cmd_demo)
   rec = sub.add_parser("reconstruct", help="image + masks + object -> human and object meshes (ScoreHOI)",
                        description="One image (three files) or three folders matched by file stem. Writes "
@@ -81,7 +84,7 @@ def _add_demo_and_reconstruct(sub) -> None:
   rec.add_argument("--object-scale", type=_scale_arg, default=None,
                    help="mesh files: a factor, or the file's unit (m, cm, mm)")
   rec.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
-  rec.add_argument("--config", default=None, help="refine config (default: configs/refine_paper.py)")
+  rec.add_argument("--config", default=None, help=_REFINE_CONFIG_HELP)
   rec.add_argument("--body-model", default=None, help="SMPL-H-layout body model (default: the model's own)")
   rec.add_argument("--focal", type=_focal_arg, default=None,
                    help="focal length in pixels, F or FX,FY (default: max(width, height))")
@@ -173,7 +176,7 @@ def _cmd_evaluate(args) -> int:
 def _add_evaluate(sub) -> None:
   from scorehoi_jax.evaluation.metrics import NUM_CHAMFER_SAMPLES
   ev = sub.add_parser("evaluate", help="batched evaluation with the field's metrics (every method, every stage)")
-  ev.add_argument("--config", default="configs/refine_paper.py", help="refine config (default: paper settings)")
+  ev.add_argument("--config", default="refine_paper", help=_REFINE_CONFIG_HELP)
   ev.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
   ev.add_argument("--data", required=True, help="the data dir given to `scorehoi prepare --out`")
   ev.add_argument("--dataset", default="synthetic_hoi",

@@ -1,7 +1,7 @@
 """Stage 1 on BEHAVE (your copy; CONTHO-style annotations), with your SMPL-H model.
 
   scorehoi prepare behave --root ~/BEHAVE --smplh ~/models/smplh --out data
-  scorehoi train --config configs/behave_stage1.py --workdir runs/behave_s1 \
+  scorehoi train --config behave_stage1 --workdir runs/behave_s1 \
       --config.data.dir=data --config.body_model=~/models/smplh/SMPLH_NEUTRAL.npz \
       --config.point_encoder_checkpoint=runs/s0
 

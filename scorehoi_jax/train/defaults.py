@@ -1,4 +1,4 @@
-"""Default training config (both stages); configs/*.py start from it and override."""
+"""Default training config (both stages); scorehoi_jax/configs/*.py start from it and override."""
 
 from __future__ import annotations
 
