@@ -44,12 +44,12 @@ def test_point_encoder_pretraining_feeds_stage1(stage0_dir, stage1_dir, data_dir
   import jax
   from scorehoi_jax.train import run
   cfg = load_config("tiny", [f"--config.data.dir={data_dir}",
-                                         f"--config.point_encoder_checkpoint={stage0_dir}"])
+                             f"--config.point_encoder_checkpoint={stage0_dir}"])
   net, enc = run.build_networks(cfg)
   batch0 = run._first_batch(cfg)
   enc_vars = run._encoder_variables(cfg, enc, batch0)
   s1 = run.restore_stage1(load_config("tiny:stage2", [f"--config.data.dir={data_dir}",
-                                                                  f"--config.stage1_workdir={stage1_dir}"]),
+                                                      f"--config.stage1_workdir={stage1_dir}"]),
                           net, enc, batch0)
   for a, b in zip(jax.tree.leaves(enc_vars), jax.tree.leaves(s1.frozen)):
     np.testing.assert_array_equal(a, b)
@@ -104,7 +104,7 @@ def test_exported_model_reproduces_the_stage1_forward(stage1_dir, stage2_dir, da
   assert cli.main(["export", "--run", stage2_dir, "--out", model_dir, "--dtype", "float32"]) == 0
   model = load_model(model_dir)
   cfg = load_config("tiny:stage2", [f"--config.data.dir={data_dir}",
-                                                f"--config.stage1_workdir={stage1_dir}"])
+                                    f"--config.stage1_workdir={stage1_dir}"])
   net, enc = run.build_networks(cfg)
   batch = run._first_batch(cfg)  # Records 0, 1 of train, unaugmented.
   s1 = run.restore_stage1(cfg, net, enc, batch)
