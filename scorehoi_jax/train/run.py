@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from scorehoi_jax import body as body_lib
-from scorehoi_jax.data import pipeline
+from scorehoi_jax.data import mixing, pipeline
 from scorehoi_jax.data.tfds_common import data_source, decode_record
 from scorehoi_jax.diffusion.schedule import cosine_schedule
 from scorehoi_jax.errors import ScoreHOIError
@@ -48,7 +48,29 @@ def guidance_body(config) -> body_lib.BodyModel:
 
 
 def _source(config, split: str):
+  if split == "train" and config.data.get("mix"):  # Stage 2 of the paper adds IMHD (data/mixing.py).
+    return mixing.mixed_source(config.data.dir, config.data.name, tuple(config.data.mix), split)
   return data_source(config.data.dir, config.data.name, split)
+
+
+def _adam(config):
+  return steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps,
+                    decay_steps=tuple(config.optim.get("decay_steps", ())))
+
+
+def resolve_epochs(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """With ``config.epochs > 0``: steps and optim.decay_steps from epochs and the training set's size.
+
+  The paper gives its schedules in epochs (stage 1: 50, ×0.1 after 30; stage 2:
+  30); an epoch is ceil(training frames / batch size) steps.
+  """
+  if not config.get("epochs"):
+    return config
+  per_epoch = -(-len(_source(config, "train")) // config.batch_size)
+  config = config.copy_and_resolve_references()
+  config.steps = int(config.epochs * per_epoch)
+  config.optim.decay_steps = tuple(int(e * per_epoch) for e in config.optim.get("decay_epochs", ()))
+  return config
 
 
 def example_order(n: int, batch_size: int, seed: int, train: bool):
@@ -196,7 +218,7 @@ def _augment_points(points, rng):
 
 def _pretrain_parts(config):
   _, enc = build_networks(config)
-  tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
+  tx = _adam(config)
 
   def init(rng, batch):
     params = enc.init(rng, jnp.asarray(batch["points"]))["params"]
@@ -246,7 +268,7 @@ def _encoder_variables(config, encoder, batch):
 def train_stage1(config, workdir: str):
   net, enc = build_networks(config)
   sub = guidance_body(config)
-  tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
+  tx = _adam(config)
   setup = steps.Stage1Setup(net, enc, tx, sub, losses.knn_edges(np.asarray(sub.v_template)))
   batch0 = _first_batch(config)
   enc_vars = _encoder_variables(config, enc, batch0)
@@ -278,7 +300,7 @@ def train_stage2(config, workdir: str):
   batch0 = _first_batch(config)
   s1 = restore_stage1(config, net, enc, batch0)
   den = models_build.build_networks(config.model).denoiser
-  tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
+  tx = _adam(config)
   setup = steps.Stage2Setup(den, net, enc, tx, cosine_schedule(), ema_decay=config.optim.ema_decay,
                             image_cond=config.model.image_cond)
   stage1_vars = {"params": s1.params, "batch_stats": s1.batch_stats}
@@ -290,6 +312,7 @@ def train_stage2(config, workdir: str):
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   """Run the configured stage in ``workdir`` (resuming if it has checkpoints)."""
+  config = resolve_epochs(config)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "config.json"), "w") as f:
     json.dump(config.to_dict(), f, indent=1, default=str)
