@@ -165,7 +165,7 @@ def _cached_reconstructor(model_path: str, stamp: float, refine_config: str, bod
 def get_reconstructor(checkpoint: str | None = None, refine_config=None, body_model: str | None = None):
   """A Reconstructor for a model folder (default: the shipped model) and a refine config.
 
-  refine_config: a spec (``"configs/refine_paper.py:runlocal"``, default the
+  refine_config: a spec (``"refine_paper:runlocal"``, default the
   paper's settings) or a ConfigDict. Memoised for specs, so repeated calls in
   one process (a notebook, the tests) reuse the compiled function.
   """
@@ -223,7 +223,7 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
     frames: inputs (``find_frames``, or built by hand with per-frame objects as the demo does).
     out: output folder (refused if it exists unless ``overwrite``).
     checkpoint: model folder (default: the shipped model, scorehoi_jax/assets/model).
-    refine_config: refine config spec or ConfigDict (default configs/refine_paper.py).
+    refine_config: refine config spec or ConfigDict (default "refine_paper").
     body_model: SMPL-H-layout body model file (default: the one the model was trained with).
     batch_size: frames per compiled call (the last batch is padded; one image runs alone).
     per_frame_dirs: OUT/<name>/ per frame (default: when there is more than one frame).
