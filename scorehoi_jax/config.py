@@ -17,6 +17,7 @@ import contextlib
 import importlib.resources
 import importlib.util
 import os
+from importlib.machinery import SourceFileLoader
 
 import ml_collections
 
@@ -63,7 +64,8 @@ def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_co
   with config_file(path_spec) as path:
     name = "scorehoi_config_" + os.path.splitext(os.path.basename(path))[0]
     try:
-      mod_spec = importlib.util.spec_from_file_location(name, path)
+      # An explicit source loader: a config file need not end in .py.
+      mod_spec = importlib.util.spec_from_file_location(name, path, loader=SourceFileLoader(name, path))
       module = importlib.util.module_from_spec(mod_spec)
       mod_spec.loader.exec_module(module)
     except Exception as e:
