@@ -114,7 +114,7 @@ def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--data", required=True, help="synthetic data dir (scorehoi prepare synthetic --out)")
   ap.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
-  ap.add_argument("--config", default="configs/refine_paper.py", help="refine config")
+  ap.add_argument("--config", default="refine_paper", help="refine config")
   ap.add_argument("--split", default="test")
   ap.add_argument("--limit", type=int, default=None)
   ap.add_argument("--batch", type=int, default=16)

@@ -2,7 +2,7 @@
 
   .venv/bin/python experiments/bench_refine.py                       # CPU defaults
   .venv/bin/python experiments/bench_refine.py --batch 64,1024,4096  # on a GPU
-  .venv/bin/python experiments/bench_refine.py --config configs/refine_compat.py --settings released \
+  .venv/bin/python experiments/bench_refine.py --config refine_compat --settings released \
       --config.denoiser.compat_widths=True                           # released widths end to end
 
 For each setting (paper: N=10, τ=50, Δt=2; released: N=20, τ=50, Δt=5) and
@@ -176,7 +176,7 @@ def ablation_times(cfg, params, inp, repeats, body_model):
 
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--config", default="configs/refine_paper.py", help="plus any --config.a.b=value overrides")
+  ap.add_argument("--config", default="refine_paper", help="plus any --config.a.b=value overrides")
   ap.add_argument("--batch", default="1,8,64", help="comma-separated batch sizes")
   ap.add_argument("--settings", default="paper,released", help="comma-separated: paper, released")
   ap.add_argument("--rounds", type=int, default=None, help="override N for every setting")

@@ -11,12 +11,16 @@ import argparse
 import os
 import shutil
 import sys
+import textwrap
 
 from scorehoi_jax.errors import ScoreHOIError
 
 _NOT_YET: dict = {}  # Subcommands announced but not yet available (none at the moment).
 
 _REAL_DATASETS = ("behave", "intercap", "imhd")
+
+_REFINE_CONFIG_HELP = ("refine config: a shipped name (refine_paper, the paper's settings and the default; "
+                       "refine_compat, the released code's) or the path of your own config file")
 
 
 def _cmd_demo(args) -> int:
@@ -67,7 +71,7 @@ def _add_demo_and_reconstruct(sub) -> None:
   demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
   demo.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
   demo.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
-  demo.add_argument("--config", default=None, help="refine config name or file (default: refine_reconstruct = the paper's settings + mask evidence)")
+  demo.add_argument("--config", default=None, help=_REFINE_CONFIG_HELP)
   demo.set_defaults(func=_cmd_demo)
   rec = sub.add_parser("reconstruct", help="image + masks + object -> human and object meshes (ScoreHOI)",
                        description="One image (three files) or three folders matched by file stem. Writes "
@@ -76,12 +80,14 @@ def _add_demo_and_reconstruct(sub) -> None:
   rec.add_argument("--image", required=True, help="RGB image, or a folder of images")
   rec.add_argument("--human-mask", required=True, help="human mask (> 127 = inside), or a folder (same stems)")
   rec.add_argument("--object-mask", required=True, help="object mask, or a folder (same stems)")
-  rec.add_argument("--object", required=True, help="a library object name or a mesh file (.obj/.ply/.glb, metres)")
+  rec.add_argument("--object", required=True,
+                   help="a library object name (list them with `scorehoi objects`; `--sheet objects.png` draws "
+                        "them) or a mesh file (.obj/.ply/.glb, metres)")
   rec.add_argument("--object-seed", type=int, default=None, help="library objects: the size-jittered instance")
   rec.add_argument("--object-scale", type=_scale_arg, default=None,
                    help="mesh files: a factor, or the file's unit (m, cm, mm)")
   rec.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
-  rec.add_argument("--config", default=None, help="refine config name or file (default: refine_reconstruct = the paper's settings + mask evidence)")
+  rec.add_argument("--config", default=None, help=_REFINE_CONFIG_HELP)
   rec.add_argument("--body-model", default=None, help="SMPL-H-layout body model (default: the model's own)")
   rec.add_argument("--focal", type=_focal_arg, default=None,
                    help="focal length in pixels, F or FX,FY (default: max(width, height))")
@@ -106,8 +112,8 @@ def _cmd_prepare_synthetic(args) -> int:
 
 def _cmd_train(args) -> int:
   from scorehoi_jax.config import load_config
-  from scorehoi_jax.train.run import train_and_evaluate
-  config = load_config(args.config, args.overrides)
+  from scorehoi_jax.train.run import resolve_epochs, train_and_evaluate
+  config = resolve_epochs(load_config(args.config, args.overrides))  # Epoch-based configs: steps from the data.
   _, records = train_and_evaluate(config, args.workdir)
   last = [r for r in records if "loss" in r]
   print(f"trained to step {config.steps} in {args.workdir}" +
@@ -179,13 +185,13 @@ def _cmd_evaluate(args) -> int:
 def _add_evaluate(sub) -> None:
   from scorehoi_jax.evaluation.metrics import NUM_CHAMFER_SAMPLES
   ev = sub.add_parser("evaluate", help="batched evaluation with the field's metrics (every method, every stage)")
-  ev.add_argument("--config", default="refine_paper", help="refine config (default: refine_paper, paper settings)")
+  ev.add_argument("--config", default="refine_paper", help=_REFINE_CONFIG_HELP)
   ev.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
   ev.add_argument("--data", required=True, help="the data dir given to `scorehoi prepare --out`")
   ev.add_argument("--dataset", default="synthetic_hoi",
                   help="TFDS dataset name (from the command line: synthetic_hoi; real datasets need their object "
                        "meshes passed to evaluation.evaluator.evaluate(objects=...))")
-  ev.add_argument("--split", default="test")
+  ev.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
   ev.add_argument("--limit", type=int, default=None, help="only the first N frames")
   ev.add_argument("--methods", default="regressor,optimisation,no_guidance,no_cdir,full",
                   help="comma-separated: regressor, optimisation, no_guidance, no_cdir, full")
@@ -194,6 +200,33 @@ def _add_evaluate(sub) -> None:
   ev.add_argument("--out", required=True, help="folder for metrics.json and metrics.md")
   ev.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
   ev.set_defaults(func=_cmd_evaluate)
+
+
+def _train_epilog() -> str:
+  from scorehoi_jax.config import config_names
+  return ("overrides: any config field can be set after the options as --config.FIELD=VALUE, e.g.\n"
+          "  scorehoi train --config synthetic_stage1 --workdir runs/s1 --config.data.dir=data \\\n"
+          "      --config.batch_size=64 --config.optim.learning_rate=3e-4 --config.model.resnet.depth=18\n"
+          "VALUE is a Python literal (numbers, True/False, tuples such as '(1, 1)') or a bare word for a\n"
+          "string; a field that does not exist, or a value of the wrong type, is an error.\n\n"
+          "shipped configs (scorehoi_jax/configs/; each docstring gives its commands):\n" +
+          textwrap.fill(", ".join(config_names()), 96, initial_indent="  ", subsequent_indent="  "))
+
+
+def _cmd_objects(args) -> int:
+  from scorehoi_jax.objects import CATEGORIES, build_procedural, list_objects
+  if args.sheet and os.path.exists(args.sheet) and not args.overwrite:  # Refuse before drawing, not after.
+    raise ScoreHOIError(f"{args.sheet}: exists (pass --overwrite to replace it).")
+  for name in list_objects():
+    size = ""
+    if name in CATEGORIES:  # Nominal size; --object-seed gives size-jittered instances.
+      ext = build_procedural(name, None)[0].extents
+      size = f"{ext[0]:.2f} x {ext[1]:.2f} x {ext[2]:.2f} m"
+    print(f"{name:<18}{size}")
+  if args.sheet:
+    from scorehoi_jax.objects.contact_sheet import contact_sheet
+    print(f"contact sheet written to {contact_sheet(args.sheet)}")
+  return 0
 
 
 def _not_yet(name):
@@ -236,26 +269,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output data dir (TFDS layout)")
     p.add_argument("--limit", type=int, default=None, help="at most this many frames per split")
     p.set_defaults(func=_cmd_prepare)
-  train = sub.add_parser("train", help="train stage 1 or 2 from a config (resumes from --workdir)")
-  train.add_argument("--config", required=True, help="configs/<name>.py[:arg], or a bare name in configs/")
+  train = sub.add_parser(
+      "train", help="train stage 0 (point encoder), 1 or 2 from a config (resumes from --workdir)",
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      description="Train the stage a config names (config.stage: 0 point encoder, 1 regressor and contact "
+                  "networks,\n2 denoiser). A killed run resumes from --workdir with the same command.",
+      epilog=_train_epilog())
+  train.add_argument("--config", required=True,
+                     help="NAME[:ARG] of a shipped config (listed below) or PATH[:ARG] of your own config file; "
+                          "ARG goes to its get_config(ARG)")
   train.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl and curves.png go here")
   train.set_defaults(func=_cmd_train)
   show = sub.add_parser("show", help="render a prepared dataset frame: image, masks, ground-truth meshes")
   show.add_argument("data_dir", help="the data dir given to `scorehoi prepare --out`")
-  show.add_argument("--index", type=int, default=0)
-  show.add_argument("--split", default="train")
+  show.add_argument("--index", type=int, default=0, help="which frame of the split (default: 0, the first)")
+  show.add_argument("--split", default="train", help="dataset split: train or test (default: train)")
   show.add_argument("--dataset", default="synthetic_hoi", help="synthetic_hoi | behave | intercap | imhd")
   show.add_argument("--body-model", default=None, help="SMPL-H file the dataset was made with (real datasets)")
-  show.add_argument("--out", default="frame.png")
-  show.add_argument("--overwrite", action="store_true")
+  show.add_argument("--out", default="frame.png", help="PNG to write (default: frame.png)")
+  show.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
   show.set_defaults(func=_cmd_show)
   exp = sub.add_parser("export", help="write a stage-2 run as a model folder for reconstruct/evaluate")
   exp.add_argument("--run", required=True, help="the stage-2 training work dir (holds stages 0-1 frozen)")
   exp.add_argument("--out", required=True, help="model folder to write")
   exp.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
   exp.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"), help="weight storage")
-  exp.add_argument("--overwrite", action="store_true")
+  exp.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
   exp.set_defaults(func=_cmd_export)
+  objs = sub.add_parser("objects", help="list the object library's names (for reconstruct --object)")
+  objs.add_argument("--sheet", default=None, help="also draw every object with its 64 template points into this PNG")
+  objs.add_argument("--overwrite", action="store_true", help="replace an existing --sheet file")
+  objs.set_defaults(func=_cmd_objects)
   for name, what in _NOT_YET.items():
     p = sub.add_parser(name, help=f"{what} (not yet available)")
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

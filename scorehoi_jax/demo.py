@@ -36,14 +36,26 @@ def example_frames(folder: str | None = None) -> list:
                         "rebuild them with data_prep/make_examples.py.") from None
 
 
+def is_demo_output(folder: str, names) -> bool:
+  """Whether ``folder`` holds nothing but per-example result folders (a demo's own output)."""
+  folder = os.path.expanduser(folder)
+  if not os.path.isdir(folder) or os.path.islink(folder):
+    return False
+  entries = os.listdir(folder)
+  return all(e in set(names) and os.path.isdir(os.path.join(folder, e)) for e in entries)
+
+
 def run_demo(out: str = "demo_out", overwrite: bool = False, checkpoint: str | None = None,
              refine_config: str | None = None, progress: bool = True) -> list[str]:
   """Reconstruct every example into ``out/<name>/``; returns those folders.
 
+  A previous demo result in ``out`` is replaced (so the README's install-and-demo
+  line can run twice); any other existing ``out`` is refused unless ``overwrite``.
   checkpoint: a model folder (default: the shipped model); refine_config: a
   refine config spec (default refine_reconstruct: the paper's settings plus the mask evidence).
   """
   from scorehoi_jax.reconstruct_io import reconstruct_frames
   frames = example_frames()
+  overwrite = overwrite or is_demo_output(out, [f.name for f in frames])
   return reconstruct_frames(frames, out, checkpoint=checkpoint, refine_config=refine_config,
                             batch_size=len(frames), overwrite=overwrite, progress=progress, per_frame_dirs=True)

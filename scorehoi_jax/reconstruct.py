@@ -62,7 +62,7 @@ class Stages(NamedTuple):
 
 
 def default_refine_config() -> ml_collections.ConfigDict:
-  """The paper's refinement settings, configs/refine_paper.py."""
+  """The paper's refinement settings, scorehoi_jax/configs/refine_paper.py."""
   return load_config("refine_paper")
 
 
@@ -226,7 +226,7 @@ class Reconstructor:
 
   Args:
     model: a TrainedModel (model_store.load_model()).
-    refine_config: a refine config (configs/refine_paper.py layout); default the paper's settings.
+    refine_config: a refine config (scorehoi_jax/configs/refine_paper.py layout); default the paper's settings.
     settings: overrides the RefineSettings built from refine_config (ablations).
     refine_fn: replaces the refinement (baselines).
     body_model: path of an SMPL-H-layout model; default the one the model was trained with.

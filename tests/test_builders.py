@@ -209,9 +209,8 @@ def test_behave_errors(tmp_path):
     behave.prepare_behave(root, smplh, str(tmp_path / "o7"))
 
 
-def test_intercap_round_trip_and_intrinsics(tmp_path):
-  from scorehoi_jax.data import intercap
-  root = tmp_path / "ic"
+def _intercap_fixture(root):
+  """InterCap's layout with CONTHO-style annotations: 3 train frames (frame 2 lacks its object mask)."""
   frame_dir = root / "sequences" / "01" / "01" / "Seg_0" / "Frames_Cam1"
   (frame_dir / "color").mkdir(parents=True)
   (frame_dir / "mask").mkdir()
@@ -232,6 +231,13 @@ def test_intercap_round_trip_and_intrinsics(tmp_path):
     json.dump({"images": images, "annotations": anns}, f)
   (root / "smplh").mkdir()
   arrays = _write_model(root / "smplh" / "SMPLH_NEUTRAL.npz")
+  return images, anns, arrays, kps
+
+
+def test_intercap_round_trip_and_intrinsics(tmp_path):
+  from scorehoi_jax.data import intercap
+  root = tmp_path / "ic"
+  images, anns, arrays, kps = _intercap_fixture(root)
   with pytest.raises(DatasetError, match="intercap_train.json: image 0 .* has no intrinsics"):
     intercap.prepare_intercap(str(root), str(root / "smplh"), str(tmp_path / "o0"))
   out = str(tmp_path / "out")

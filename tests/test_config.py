@@ -48,3 +48,22 @@ def test_missing_and_broken_files(tmp_path):
   bad.write_text("def get_config(:\n")
   with pytest.raises(config_lib.ConfigError, match="cannot import"):
     config_lib.load_config(str(bad))
+
+
+def test_shipped_configs_by_name_and_user_files_by_path(tmp_path, monkeypatch):
+  import os
+  import ml_collections
+  names = config_lib.config_names()
+  assert {"refine_paper", "tiny", "behave_stage2", "intercap_stage1"} <= set(names)
+  monkeypatch.chdir(tmp_path)  # Names do not depend on the working directory.
+  assert isinstance(config_lib.load_config("refine_paper"), ml_collections.ConfigDict)
+  assert config_lib.load_config("tiny.py:stage0").stage == 0
+  own = tmp_path / "tiny"  # A user's file of the same name (as a path) wins over the shipped one.
+  own.write_text("import ml_collections\ndef get_config():\n  return ml_collections.ConfigDict(dict(stage=7))\n")
+  assert config_lib.load_config(str(own)).stage == 7 and config_lib.load_config("./tiny").stage == 7
+  os.remove(own)
+  assert config_lib.load_config("tiny").stage == 1
+  with pytest.raises(config_lib.ConfigError, match="shipped configs: .*refine_paper"):
+    config_lib.load_config("refine_papr")
+  with pytest.raises(config_lib.ConfigError, match="not found"):
+    config_lib.load_config("configs/__init__")

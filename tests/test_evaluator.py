@@ -1,6 +1,6 @@
 """The batched evaluator: metric assembly against NumPy/SciPy, padding, stages, the CLI.
 
-A tiny random model (tests/tiny_model.py: configs/tiny.py sizes, random weights,
+A tiny random model (tests/tiny_model.py: scorehoi_jax/configs/tiny.py sizes, random weights,
 model_store format) and two synthetic 64-px test frames; the refine
 config is refine_paper.py:runlocal (N = 2 rounds).
 """
@@ -29,7 +29,7 @@ from tiny_model import write_tiny_model  # noqa: E402  (tests/ helper shared wit
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
 SAMPLES = 400  # Chamfer samples: small, the protocol does not depend on the count.
-RUNLOCAL = "configs/refine_paper.py:runlocal"
+RUNLOCAL = "refine_paper:runlocal"
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,7 @@ from tiny_model import write_tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "refine_paper.py") + ":runlocal"
+CONFIG = "refine_paper:runlocal"
 EXAMPLES = demo.examples_dir()
 STEMS = ("lift_box", "hold_ball", "sit_chair")
 FILES = {"human.ply", "object.ply", "human_initial.ply", "object_initial.ply", "scene.glb", "params.npz",
@@ -245,6 +244,24 @@ def test_demo_uses_the_example_object_instances(run, tiny, tmp_path, monkeypatch
     obj = trimesh.load(tmp_path / "demo" / f.name / "object.ply", process=False)
     r, t = p["object_R"].astype(np.float64), p["object_t"].astype(np.float64)
     np.testing.assert_allclose(obj.vertices, get_object(f.object, seed=f.object_seed).vertices @ r.T + t, atol=1e-5)
+
+
+def test_demo_replaces_its_own_output_and_nothing_else(run, tiny, tmp_path, monkeypatch):
+  examples = demo.example_frames()
+  monkeypatch.setattr(demo, "example_frames", lambda: examples[:2])
+  out = tmp_path / "demo_out"
+  (out / examples[0].name).mkdir(parents=True)
+  (out / examples[0].name / "stale.txt").write_text("from an earlier run")  # A previous demo result.
+  code, _, stderr = _cli(["demo", "--out", str(out), "--checkpoint", tiny, "--config", CONFIG])
+  assert code == 0, stderr
+  assert sorted(os.listdir(out)) == sorted(f.name for f in examples[:2])
+  assert not (out / examples[0].name / "stale.txt").exists() and (out / examples[0].name / "params.npz").exists()
+  mine = tmp_path / "mine"
+  mine.mkdir()
+  (mine / "thesis.tex").write_text("not a demo result")
+  code, _, stderr = _cli(["demo", "--out", str(mine), "--checkpoint", tiny, "--config", CONFIG])
+  assert code == 2 and "exists" in stderr and "Traceback" not in stderr
+  assert os.listdir(mine) == ["thesis.tex"]
 
 
 def test_shipped_examples_are_small_and_consistent():

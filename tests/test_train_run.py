@@ -24,7 +24,7 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stage0_dir(data_dir, tmp_path_factory):
   work = str(tmp_path_factory.mktemp("s0"))
-  assert cli.main(["train", "--config", "configs/tiny.py:stage0", "--workdir", work,
+  assert cli.main(["train", "--config", "tiny:stage0", "--workdir", work,
                    f"--config.data.dir={data_dir}"]) == 0
   return work
 
@@ -32,7 +32,7 @@ def stage0_dir(data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def stage1_dir(data_dir, stage0_dir, tmp_path_factory):
   work = str(tmp_path_factory.mktemp("s1"))
-  assert cli.main(["train", "--config", "configs/tiny.py", "--workdir", work, f"--config.data.dir={data_dir}",
+  assert cli.main(["train", "--config", "tiny", "--workdir", work, f"--config.data.dir={data_dir}",
                    f"--config.point_encoder_checkpoint={stage0_dir}"]) == 0
   return work
 
@@ -43,13 +43,13 @@ def test_point_encoder_pretraining_feeds_stage1(stage0_dir, stage1_dir, data_dir
   # Stage 1 froze exactly the pre-trained encoder.
   import jax
   from scorehoi_jax.train import run
-  cfg = load_config("configs/tiny.py", [f"--config.data.dir={data_dir}",
-                                         f"--config.point_encoder_checkpoint={stage0_dir}"])
+  cfg = load_config("tiny", [f"--config.data.dir={data_dir}",
+                             f"--config.point_encoder_checkpoint={stage0_dir}"])
   net, enc = run.build_networks(cfg)
   batch0 = run._first_batch(cfg)
   enc_vars = run._encoder_variables(cfg, enc, batch0)
-  s1 = run.restore_stage1(load_config("configs/tiny.py:stage2", [f"--config.data.dir={data_dir}",
-                                                                  f"--config.stage1_workdir={stage1_dir}"]),
+  s1 = run.restore_stage1(load_config("tiny:stage2", [f"--config.data.dir={data_dir}",
+                                                      f"--config.stage1_workdir={stage1_dir}"]),
                           net, enc, batch0)
   for a, b in zip(jax.tree.leaves(enc_vars), jax.tree.leaves(s1.frozen)):
     np.testing.assert_array_equal(a, b)
@@ -68,7 +68,7 @@ def test_stage1_trains_logs_and_checkpoints(stage1_dir):
 
 
 def test_stage1_resumes_from_its_checkpoint(stage1_dir, data_dir):
-  cfg = load_config("configs/tiny.py", [f"--config.data.dir={data_dir}", "--config.steps=4"])
+  cfg = load_config("tiny", [f"--config.data.dir={data_dir}", "--config.steps=4"])
   _, records = train_and_evaluate(cfg, stage1_dir)
   assert [r["step"] for r in records if "loss" in r] == [3]  # Only the new step ran.
 
@@ -76,7 +76,7 @@ def test_stage1_resumes_from_its_checkpoint(stage1_dir, data_dir):
 @pytest.fixture(scope="module")
 def stage2_dir(stage1_dir, data_dir, tmp_path_factory):
   work = str(tmp_path_factory.mktemp("s2"))
-  assert cli.main(["train", "--config", "configs/tiny.py:stage2", "--workdir", work,
+  assert cli.main(["train", "--config", "tiny:stage2", "--workdir", work,
                    f"--config.data.dir={data_dir}", f"--config.stage1_workdir={stage1_dir}"]) == 0
   return work
 
@@ -103,8 +103,8 @@ def test_exported_model_reproduces_the_stage1_forward(stage1_dir, stage2_dir, da
   model_dir = str(tmp_path / "model")
   assert cli.main(["export", "--run", stage2_dir, "--out", model_dir, "--dtype", "float32"]) == 0
   model = load_model(model_dir)
-  cfg = load_config("configs/tiny.py:stage2", [f"--config.data.dir={data_dir}",
-                                                f"--config.stage1_workdir={stage1_dir}"])
+  cfg = load_config("tiny:stage2", [f"--config.data.dir={data_dir}",
+                                    f"--config.stage1_workdir={stage1_dir}"])
   net, enc = run.build_networks(cfg)
   batch = run._first_batch(cfg)  # Records 0, 1 of train, unaugmented.
   s1 = run.restore_stage1(cfg, net, enc, batch)
@@ -129,13 +129,13 @@ def test_exported_model_reproduces_the_stage1_forward(stage1_dir, stage2_dir, da
 
 
 def test_stage2_without_stage1_is_a_clear_error(data_dir, tmp_path):
-  cfg = load_config("configs/tiny.py:stage2", [f"--config.data.dir={data_dir}"])
+  cfg = load_config("tiny:stage2", [f"--config.data.dir={data_dir}"])
   with pytest.raises(ScoreHOIError, match="stage1_workdir"):
     train_and_evaluate(cfg, str(tmp_path / "s2"))
 
 
 def test_cli_rejects_unknown_override(capsys):
-  assert cli.main(["train", "--config", "configs/tiny.py", "--workdir", "/tmp/x", "--config.nope=1"]) == 2
+  assert cli.main(["train", "--config", "tiny", "--workdir", "/tmp/x", "--config.nope=1"]) == 2
   assert "no config field 'nope'" in capsys.readouterr().err
 
 

@@ -57,6 +57,10 @@ multi-core workers, run one SDK process per core with single-threaded XLA
 (``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``,
 ``LP_NUM_THREADS=1``) for the best throughput, as the process pool does.
 
+Both paths store the records of synthetic_records.py; synthetic_hoi.py's
+builder calls the transforms here in Beam mode, and this module never imports
+synthetic_hoi.py (imports run one way).
+
 A Beam run is not resumable frame by frame: TFDS writes into a temporary
 folder and renames it when every split is complete, so an interrupted run is
 redone whole (the runner retries failed bundles by itself). Rerunning a
@@ -71,7 +75,7 @@ import shlex
 
 from scorehoi_jax import render as render_lib
 from scorehoi_jax.data.synthetic import SyntheticConfig, frame_seed, generate_frame
-from scorehoi_jax.data.synthetic_hoi import EXTRA_FEATURES, NAME, SyntheticHoi, frame_record
+from scorehoi_jax.data.synthetic_records import EXTRA_FEATURES, NAME, frame_record
 from scorehoi_jax.data.tfds_common import encode_record, prepare
 from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.objects import list_objects
@@ -157,19 +161,22 @@ def _settings(num: int, seed: int, test_fraction: float, config: SyntheticConfig
   return json.loads(json.dumps(dict(num=int(num), seed=int(seed), test_fraction=float(test_fraction), config=cfg)))
 
 
-def prepare_synthetic_beam(out_dir: str, plan: list[tuple[str, int, int]], config: SyntheticConfig, *, num: int,
-                           seed: int, test_fraction: float, runner: str = "DirectRunner",
-                           options: str | None = None) -> dict:
-  """Generate and write the splits of ``plan`` (synthetic_hoi.split_plan) with Beam.
+def beam_plan(plan: list[tuple[str, int, int]], config: SyntheticConfig, *, num: int, seed: int,
+              test_fraction: float) -> dict:
+  """The builder's ``beam_plan`` reader argument for the splits of ``plan`` (synthetic_hoi.split_plan)."""
+  # Resolved here, once, on the launcher: every worker then renders with the same backend.
+  config = dataclasses.replace(config, backend=render_lib.resolve_backend(config.backend))
+  return dict(splits=plan, config=config, settings=_settings(num, seed, test_fraction, config))
+
+
+def prepare_with_beam(builder, *, runner: str = "DirectRunner", options: str | None = None) -> dict:
+  """Generate and write a ``synthetic_hoi`` builder made with a ``beam_plan`` on a Beam runner.
 
   Returns {'written': {...}, 'skipped': {...}} like ``tfds_common.prepare``.
   """
   import tensorflow_datasets as tfds
   pipeline_options = _pipeline_options(runner, options)
-  # Resolved here, once: every worker then renders with the same backend.
-  config = dataclasses.replace(config, backend=render_lib.resolve_backend(config.backend))
-  settings = _settings(num, seed, test_fraction, config)
-  builder = SyntheticHoi(data_dir=out_dir, beam_plan=dict(splits=plan, config=config, settings=settings))
+  settings = builder.reader_kwargs["beam_plan"]["settings"]
   if builder.is_prepared():
     old = (builder.info.metadata or {}).get("generator")
     if old != settings:

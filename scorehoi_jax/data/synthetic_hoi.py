@@ -19,34 +19,16 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import numpy as np
-
 from scorehoi_jax.data.synthetic import SyntheticConfig, generate, iter_frames
+from scorehoi_jax.data.synthetic_records import EXTRA_FEATURES, NAME, frame_record
 from scorehoi_jax.data.tfds_common import DatasetError, make_builder_class, prepare
 from scorehoi_jax.errors import ScoreHOIError
 
-NAME = "synthetic_hoi"
-EXTRA_FEATURES = {
-    "interaction": ((), "text"),
-    "seed": ((), np.int64),
-    "object_seed": ((), np.int64),
-    "crop_box": ((4,), np.float32),
-}
 _TEST_SEED_OFFSET = 1_000_003  # The test split's frame seeds: a stream apart from train's.
 
 
 def raw_dir(out_dir: str) -> str:
   return os.path.join(out_dir, "raw")
-
-
-def frame_record(frame: dict, split: str, names: list[str]) -> dict:
-  """A generated frame -> the record the builder stores, or ``{"skip": reason}``."""
-  if not frame["human_mask"].any() or not frame["object_mask"].any():
-    return {"skip": "empty_mask"}  # The pipeline needs both masks to crop.
-  rec = dict(frame)
-  rec["frame_id"] = f"{split}-{int(frame['seed']):010d}"
-  rec["object_id"] = names.index(frame["object_name"]) if frame["object_name"] in names else -1
-  return rec
 
 
 def _records(raw: str, split: str):
@@ -73,8 +55,8 @@ class SyntheticHoi(make_builder_class(NAME, EXTRA_FEATURES, description=(
     "objects by scorehoi_jax.data.synthetic, rendered with masks and exact contact labels."))):
   """Reads the raw shards written by ``generate``; reader argument: raw (folder).
 
-  In Beam mode (reader argument ``beam_plan``, see synthetic_beam.py) it
-  generates the frames inside the pipeline instead.
+  In Beam mode (reader argument ``beam_plan``, from synthetic_beam.beam_plan)
+  it generates the frames inside the pipeline instead.
   """
 
   def _split_generators(self, dl_manager):
@@ -109,9 +91,10 @@ def prepare_synthetic(out_dir: str, num: int, seed: int = 0, resolution: int = 2
   with folder_lock(out_dir, "scorehoi prepare synthetic"):  # One writer per dataset folder.
     if beam:
       from scorehoi_jax.data import synthetic_beam
-      return synthetic_beam.prepare_synthetic_beam(
-          out_dir, plan, dataclasses.replace(base, resolution=resolution), num=num, seed=seed,
-          test_fraction=test_fraction, runner=beam_runner, options=beam_options)
+      beam_plan = synthetic_beam.beam_plan(plan, dataclasses.replace(base, resolution=resolution), num=num,
+                                           seed=seed, test_fraction=test_fraction)
+      return synthetic_beam.prepare_with_beam(SyntheticHoi(data_dir=out_dir, beam_plan=beam_plan),
+                                              runner=beam_runner, options=beam_options)
     raw = raw_dir(out_dir)
     for split, n, split_seed in plan:
       generate(n, split_seed, raw, workers=workers, resolution=resolution, progress=progress,

@@ -1,4 +1,4 @@
-"""Factories: from an ml_collections config (configs/refine_*.py) to a compiled refiner.
+"""Factories: from an ml_collections config (scorehoi_jax/configs/refine_*.py) to a compiled refiner.
 
 The config is read here and only here; modules and pure functions receive
 typed values (RefineSettings, GuidanceWeights, Denoiser fields), never the
@@ -83,7 +83,7 @@ def build_refiner(cfg, denoiser=None, contact_fn=None, body_model: BodyModel | N
   """Config -> compiled refiner plus its typed inputs.
 
   Args:
-    cfg: a config from configs/refine_paper.py or refine_compat.py.
+    cfg: a config from scorehoi_jax/configs/refine_paper.py or refine_compat.py.
     denoiser: a Flax module with encode/denoise; default built from cfg.denoiser.
     contact_fn: the contact predictor; default the proximity stand-in.
     body_model: the full body model; default ``load_body_model(cfg.body.path)``.

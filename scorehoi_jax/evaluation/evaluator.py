@@ -127,7 +127,7 @@ class EvalObject:
     nearest centroids (faces are ≤ 4 cm, so the nearest triangle is among
     them wherever the distance is near the 5 cm threshold).
     """
-    from scorehoi_jax.data.synthetic.labels import point_triangle_distance
+    from scorehoi_jax.geometry.mesh_distance import point_triangle_distance
     points = np.asarray(points, np.float64)
     k = min(k, len(self._tri))
     dc, idx = self._tree.query(points, k=k, distance_upper_bound=max_distance + self._radius)

@@ -1,4 +1,4 @@
-"""Default training config (both stages); configs/*.py start from it and override."""
+"""Default training config (both stages); scorehoi_jax/configs/*.py start from it and override."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   c.stage = 1  # 0: point-encoder pre-training; 1: backbone, regressor, ContactFormer, CRFormer; 2: denoiser.
   c.seed = 0
   c.steps = 20_000
+  c.epochs = 0  # > 0: train this many epochs of the training set instead (steps derived from its size).
   c.batch_size = 32
   c.log_every = 50
   c.checkpoint_every = 1000
@@ -19,9 +20,12 @@ def get_default_config() -> ml_collections.ConfigDict:
   c.stage1_workdir = ""  # Stage 2: the stage-1 run to take the frozen network from.
   c.stage1_best_metric = ""  # Stage 2: restore stage 1's best checkpoint by this metric.
 
-  c.data = ml_collections.ConfigDict(dict(dir="", name="synthetic_hoi", image_size=256, augment=True))
+  # data.mix: more prepared datasets (same data dir) whose train splits are added to the training set.
+  c.data = ml_collections.ConfigDict(dict(dir="", name="synthetic_hoi", image_size=256, augment=True, mix=()))
   c.eval = ml_collections.ConfigDict(dict(split="test", every=1000, num_examples=256, best_metric=""))
-  c.optim = ml_collections.ConfigDict(dict(learning_rate=1e-4, b1=0.5, eps=1e-8, ema_decay=0.999))
+  # Learning rate ×0.1 at each of decay_steps (or, with epochs, at each of decay_epochs).
+  c.optim = ml_collections.ConfigDict(dict(learning_rate=1e-4, b1=0.5, eps=1e-8, ema_decay=0.999, decay_steps=(),
+                                           decay_epochs=()))
   # Stage-1 loss (train/losses.Stage1Weights): class-balanced contact BCE, so the contact masks that
   # CDIR re-predicts are informative (the released plain BCE: contact_balance="none").
   c.loss = ml_collections.ConfigDict(dict(contact_balance="batch"))

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from scorehoi_jax import body as body_lib
-from scorehoi_jax.data import pipeline
+from scorehoi_jax.data import mixing, pipeline
 from scorehoi_jax.data.tfds_common import data_source, decode_record
 from scorehoi_jax.diffusion.sampler import betas_stats_from_config
 from scorehoi_jax.diffusion.schedule import cosine_schedule
@@ -49,7 +49,29 @@ def guidance_body(config) -> body_lib.BodyModel:
 
 
 def _source(config, split: str):
+  if split == "train" and config.data.get("mix"):  # Stage 2 of the paper adds IMHD (data/mixing.py).
+    return mixing.mixed_source(config.data.dir, config.data.name, tuple(config.data.mix), split)
   return data_source(config.data.dir, config.data.name, split)
+
+
+def _adam(config):
+  return steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps,
+                    decay_steps=tuple(config.optim.get("decay_steps", ())))
+
+
+def resolve_epochs(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """With ``config.epochs > 0``: steps and optim.decay_steps from epochs and the training set's size.
+
+  The paper gives its schedules in epochs (stage 1: 50, ×0.1 after 30; stage 2:
+  30); an epoch is ceil(training frames / batch size) steps.
+  """
+  if not config.get("epochs"):
+    return config
+  per_epoch = -(-len(_source(config, "train")) // config.batch_size)
+  config = config.copy_and_resolve_references()
+  config.steps = int(config.epochs * per_epoch)
+  config.optim.decay_steps = tuple(int(e * per_epoch) for e in config.optim.get("decay_epochs", ()))
+  return config
 
 
 def example_order(n: int, batch_size: int, seed: int, train: bool):
@@ -197,7 +219,7 @@ def _augment_points(points, rng):
 
 def _pretrain_parts(config):
   _, enc = build_networks(config)
-  tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
+  tx = _adam(config)
 
   def init(rng, batch):
     params = enc.init(rng, jnp.asarray(batch["points"]))["params"]
@@ -247,7 +269,7 @@ def _encoder_variables(config, encoder, batch):
 def train_stage1(config, workdir: str):
   net, enc = build_networks(config)
   sub = guidance_body(config)
-  tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
+  tx = _adam(config)
   weights = losses.Stage1Weights(**dict(config.get("loss", {})))
   setup = steps.Stage1Setup(net, enc, tx, sub, losses.knn_edges(np.asarray(sub.v_template)), weights)
   batch0 = _first_batch(config)
@@ -280,7 +302,7 @@ def train_stage2(config, workdir: str):
   batch0 = _first_batch(config)
   s1 = restore_stage1(config, net, enc, batch0)
   den = models_build.build_networks(config.model).denoiser
-  tx = steps.adam(config.optim.learning_rate, b1=config.optim.b1, eps=config.optim.eps)
+  tx = _adam(config)
   setup = steps.Stage2Setup(den, net, enc, tx, cosine_schedule(), betas_stats=betas_stats_from_config(config),
                             ema_decay=config.optim.ema_decay, image_cond=config.model.image_cond)
   stage1_vars = {"params": s1.params, "batch_stats": s1.batch_stats}
@@ -297,7 +319,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   """
   from scorehoi_jax.locks import folder_lock
   with folder_lock(workdir, "scorehoi train"):
-    return _train_and_evaluate(config, workdir)
+    return _train_and_evaluate(resolve_epochs(config), workdir)
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):

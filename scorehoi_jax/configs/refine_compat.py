@@ -11,7 +11,7 @@ add it twice with a real SMPL-H model). The denoiser keeps
 our working conditioning unless cfg.denoiser.compat_widths is set, which
 selects the released widths (hidden 2048, 3 + 2 blocks) for speed comparison.
 
-  .venv/bin/python experiments/bench_refine.py --config configs/refine_compat.py --batch 1,8,64
+  .venv/bin/python experiments/bench_refine.py --config refine_compat --batch 1,8,64
 
 runs 400 denoiser calls and 200 guidance gradients per refinement (paper: 500 and
 250); measured ≈0.1–0.16 s per sample at batch 8–64 on a 2-core CPU, against the

@@ -1,6 +1,6 @@
 """Stage 0: pre-train the affordance-aware point encoder on the synthetic benchmark.
 
-  scorehoi train --config configs/point_encoder.py --workdir runs/s0 --config.data.dir=data
+  scorehoi train --config point_encoder --workdir runs/s0 --config.data.dir=data
 
 Inputs are the 64 template points of each frame's object (random yaw, scale and
 jitter); targets are the object's category and which template points the

@@ -1,7 +1,7 @@
 """Stage 1 on the synthetic benchmark: ResNet-50 backbone, regressor, ContactFormer, CRFormer.
 
   scorehoi prepare synthetic --out data --num 20000
-  scorehoi train --config configs/synthetic_stage1.py --workdir runs/s1 --config.data.dir=data
+  scorehoi train --config synthetic_stage1 --workdir runs/s1 --config.data.dir=data
 
 Expect about 0.5 examples/s per CPU core pair at batch 2 (use a GPU; see
 experiments/results/training.md). The validation metrics (val/*) in

@@ -1,6 +1,6 @@
 """Stage 2 on the synthetic benchmark: the denoiser on frozen stage-1 features.
 
-  scorehoi train --config configs/synthetic_stage2.py --workdir runs/s2 \
+  scorehoi train --config synthetic_stage2 --workdir runs/s2 \
       --config.data.dir=data --config.stage1_workdir=runs/s1
 
 Trains ε_φ with L_DM (paper Eq. 3) and keeps an EMA of its weights for sampling.

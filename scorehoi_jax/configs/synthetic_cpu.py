@@ -1,15 +1,15 @@
 """A CPU-sized run of all three stages on a small synthetic set (the curves in experiments/results/).
 
   scorehoi prepare synthetic --out /tmp/syn1k --num 1200 --resolution 128
-  scorehoi train --config configs/synthetic_cpu.py:stage0 --workdir runs/cpu0 --config.data.dir=/tmp/syn1k
-  scorehoi train --config configs/synthetic_cpu.py:stage1 --workdir runs/cpu1 --config.data.dir=/tmp/syn1k \
+  scorehoi train --config synthetic_cpu:stage0 --workdir runs/cpu0 --config.data.dir=/tmp/syn1k
+  scorehoi train --config synthetic_cpu:stage1 --workdir runs/cpu1 --config.data.dir=/tmp/syn1k \
       --config.point_encoder_checkpoint=runs/cpu0
-  scorehoi train --config configs/synthetic_cpu.py:stage2 --workdir runs/cpu2 --config.data.dir=/tmp/syn1k \
+  scorehoi train --config synthetic_cpu:stage2 --workdir runs/cpu2 --config.data.dir=/tmp/syn1k \
       --config.point_encoder_checkpoint=runs/cpu0 --config.stage1_workdir=runs/cpu1
 
 ResNet-18 at 128 px, batch 8: minutes per stage on 2 CPU cores. It shows the
 training path working and validation losses falling; it is far too small to be
-a useful model (that needs a GPU run of configs/synthetic_stage{1,2}.py).
+a useful model (that needs a GPU run of scorehoi_jax/configs/synthetic_stage{1,2}.py).
 """
 
 from scorehoi_jax.train.defaults import get_default_config

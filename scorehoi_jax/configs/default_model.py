@@ -6,10 +6,10 @@ lent to this task), so it is small: ResNet-18 at half width on 128-px crops,
 128-d ContactFormer/CRFormer, a 256-d denoiser. Commands (bash):
 
   scorehoi prepare synthetic --out /tmp/syn4k --num 4000 --seed 7 --resolution 128
-  scorehoi train --config configs/default_model.py:stage0 --workdir runs/d0 --config.data.dir=/tmp/syn4k
-  scorehoi train --config configs/default_model.py:stage1 --workdir runs/d1 --config.data.dir=/tmp/syn4k \
+  scorehoi train --config default_model:stage0 --workdir runs/d0 --config.data.dir=/tmp/syn4k
+  scorehoi train --config default_model:stage1 --workdir runs/d1 --config.data.dir=/tmp/syn4k \
       --config.point_encoder_checkpoint=runs/d0
-  scorehoi train --config configs/default_model.py:stage2 --workdir runs/d2 --config.data.dir=/tmp/syn4k \
+  scorehoi train --config default_model:stage2 --workdir runs/d2 --config.data.dir=/tmp/syn4k \
       --config.point_encoder_checkpoint=runs/d0 --config.stage1_workdir=runs/d1
   scorehoi export --run runs/d2 --out scorehoi_jax/assets/model
 

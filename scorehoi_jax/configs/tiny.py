@@ -1,8 +1,8 @@
 """Tiny networks for tests and smoke runs (CPU, seconds per step); all three stages.
 
-  scorehoi train --config configs/tiny.py:stage0 --workdir /tmp/t0 --config.data.dir=DATA
-  scorehoi train --config configs/tiny.py --workdir /tmp/t1 --config.data.dir=DATA
-  scorehoi train --config configs/tiny.py:stage2 --workdir /tmp/t2 --config.data.dir=DATA \
+  scorehoi train --config tiny:stage0 --workdir /tmp/t0 --config.data.dir=DATA
+  scorehoi train --config tiny --workdir /tmp/t1 --config.data.dir=DATA
+  scorehoi train --config tiny:stage2 --workdir /tmp/t2 --config.data.dir=DATA \
       --config.stage1_workdir=/tmp/t1
 
 Not a useful model: it checks that the whole training path runs end to end.
