@@ -210,7 +210,7 @@ def test_evaluate_without_config_works_from_any_folder(one_frame_data, tmp_path,
   code, stderr, seen = _evaluate_until_the_model_runs(
       monkeypatch, ["evaluate", "--data", one_frame_data, "--split", "train", "--out", str(tmp_path / "m")])
   assert code == 2 and "stopped before evaluating" in stderr, stderr
-  want = load_config(os.path.join(ROOT, "configs", "refine_paper.py")).to_dict()
+  want = load_config(os.path.join(ROOT, "scorehoi_jax", "configs", "refine_paper.py")).to_dict()
   assert seen["refine_config"].to_dict() == want
 
 
@@ -281,7 +281,7 @@ def test_a_diverging_frame_is_named_and_its_batch_mates_are_unaffected(tmp_path,
   monkeypatch.setattr(reconstruct, "refine", diverging)
   rio._cached_reconstructor.cache_clear()  # Built (and compiled) afresh, with the wrapper.
   common = ["reconstruct", "--object", "basketball", "--batch", "2", "--quiet", "--checkpoint", model,
-            "--config", os.path.join(ROOT, "configs", "refine_paper.py") + ":runlocal"]
+            "--config", os.path.join(ROOT, "scorehoi_jax", "configs", "refine_paper.py") + ":runlocal"]
   try:
     code, _, stderr = _cli(common + clean_args + ["--out", str(tmp_path / "clean")])
     assert code == 0, stderr

@@ -1,6 +1,6 @@
 """What `scorehoi reconstruct` and `scorehoi demo` run: the paper's refinement plus the image evidence.
 
-configs/refine_paper.py (N = 10, τ = 50, Δt = 2, CDIR, SDF penetration, the floor
+The refine_paper config (N = 10, τ = 50, Δt = 2, CDIR, SDF penetration, the floor
 from the body) with the user's masks used twice (diffusion/image_evidence.py;
 beyond the paper, design.md §11): first the pelvis and the object are placed on
 their masks (refine.fit_steps Adam steps on L_mask, pose fixed), then L_mask

@@ -11,8 +11,8 @@ of the complement of the *union* of both masks, read bilinearly and
 differentiably, so a body part hidden behind the object (inside the object's
 mask) is not pulled out of it; M_h, M_o are fixed pixel samples of each mask;
 S is the crop size, so the terms are in crop-widths². One more term of L_P
-with a traced weight λ_mask; off in configs/refine_paper.py (the paper has no
-such term), on for ``scorehoi reconstruct`` (configs/refine_reconstruct.py).
+with a traced weight λ_mask; off in the refine_paper config (the paper has no
+such term), on for ``scorehoi reconstruct`` (the refine_reconstruct config).
 
 x does not hold the camera translation, so guidance alone cannot move the
 person in the image. ``fit_placement`` therefore first moves the pelvis
