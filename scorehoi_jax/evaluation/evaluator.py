@@ -53,6 +53,7 @@ sharded over the ``data`` mesh of training (train/sharding.py).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from typing import Callable
 
@@ -190,6 +191,50 @@ class ObjectCache:
         raise EvaluationError(f"object {key[0]!r} (seed {key[1]}) of the dataset: {e.args[0]}") from None
       self._memo[key] = EvalObject(template, self.num_samples)
     return self._memo[key]
+
+
+def objects_from_dir(folder: str) -> Callable:
+  """A provider (name, seed) -> ObjectTemplate of the user's own object meshes (``--objects DIR``).
+
+  DIR is CONTHO's ``object_models/<dataset>`` folder (an ``_info.json`` of
+  name -> {"path": mesh}; names also by mesh stem) or any folder holding
+  ``<name>.<ext>`` or ``<name>/<name>.<ext>`` meshes (.obj/.ply/.glb/…, metres).
+  """
+  import json
+  from scorehoi_jax.objects import ObjectError, load_object
+  from scorehoi_jax.objects.loading import SUPPORTED_EXTENSIONS
+  if not os.path.isdir(folder):
+    raise EvaluationError(f"{folder}: object mesh folder not found.")
+  paths = {}
+  info = os.path.join(folder, "_info.json")
+  if os.path.exists(info):
+    try:
+      with open(info) as f:
+        entries = json.load(f)
+      for name, entry in entries.items():
+        path = entry["path"] if os.path.isabs(entry["path"]) else os.path.join(folder, entry["path"])
+        paths[name] = path
+        paths.setdefault(os.path.splitext(os.path.basename(path))[0], path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+      raise EvaluationError(f'{info}: expected {{"name": {{"path": mesh, ...}}, ...}}.') from None
+  for root, _, files in os.walk(folder):
+    if os.path.relpath(root, folder).count(os.sep) > 0:
+      continue  # DIR and its direct subfolders only.
+    for fname in sorted(files):
+      stem, ext = os.path.splitext(fname)
+      if ext.lower() in SUPPORTED_EXTENSIONS:
+        paths.setdefault(stem, os.path.join(root, fname))
+
+  def provider(name: str, seed=None):
+    del seed  # Real objects have one instance.
+    if name not in paths:
+      raise KeyError(f"no mesh for object {name!r} in {folder} (have: {', '.join(sorted(paths)) or 'none'})")
+    try:
+      return load_object(paths[name], name=name)
+    except ObjectError as e:
+      raise EvaluationError(str(e)) from None
+
+  return provider
 
 
 # ------------------------------------------------------------------------------------------------
