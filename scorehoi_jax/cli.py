@@ -24,6 +24,8 @@ _REFINE_CONFIG_HELP = ("refine config: a shipped name (refine_paper, the paper's
 
 
 def _cmd_demo(args) -> int:
+  from scorehoi_jax import jax_cache
+  jax_cache.enable()
   from scorehoi_jax import demo
   from scorehoi_jax.reconstruct_io import output_files
   folders = demo.run_demo(args.out, overwrite=args.overwrite, checkpoint=args.checkpoint, refine_config=args.config)
@@ -42,9 +44,12 @@ def _print_outputs(what: str, folders, output_files) -> None:
 
 
 def _cmd_reconstruct(args) -> int:
+  from scorehoi_jax import jax_cache
+  jax_cache.enable()
   from scorehoi_jax.reconstruct_io import output_files, reconstruct
   folders = reconstruct(args.image, args.human_mask, args.object_mask, args.object, args.out,
                         object_seed=args.object_seed, object_scale=args.object_scale, focal=args.focal,
+                        princpt=args.princpt, manifest=args.manifest,
                         checkpoint=args.checkpoint, refine_config=args.config, body_model=args.body_model,
                         batch_size=args.batch, overwrite=args.overwrite, progress=not args.quiet,
                         crformer=args.crformer)
@@ -67,22 +72,30 @@ def _scale_arg(text: str):
 
 
 def _add_demo_and_reconstruct(sub) -> None:
-  demo = sub.add_parser("demo", help="reconstruct the shipped example images with the shipped model (no downloads)")
+  from scorehoi_jax.jax_cache import HELP as cache_help
+  demo = sub.add_parser("demo", help="reconstruct the shipped example images with the shipped model (no downloads)",
+                        epilog=f"Cache: {cache_help}.")
   demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
   demo.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
   demo.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
   demo.add_argument("--config", default=None, help=_REFINE_CONFIG_HELP)
   demo.set_defaults(func=_cmd_demo)
   rec = sub.add_parser("reconstruct", help="image + masks + object -> human and object meshes (ScoreHOI)",
-                       description="One image (three files) or three folders matched by file stem. Writes "
-                                   "human.ply, object.ply, scene.glb, params.npz, contacts.npz, overlay.png "
-                                   "(and the regressor's *_initial.ply) per image; see scorehoi_jax/reconstruct_io.py.")
-  rec.add_argument("--image", required=True, help="RGB image, or a folder of images")
-  rec.add_argument("--human-mask", required=True, help="human mask (> 127 = inside), or a folder (same stems)")
-  rec.add_argument("--object-mask", required=True, help="object mask, or a folder (same stems)")
-  rec.add_argument("--object", required=True,
-                   help="a library object name (list them with `scorehoi objects`; `--sheet objects.png` draws "
-                        "them) or a mesh file (.obj/.ply/.glb, metres)")
+                       description="One image (three files), three folders matched by file stem, or a manifest. "
+                                   "Writes human.ply, object.ply, scene.glb, params.npz, contacts.npz, overlay.png "
+                                   "(and the regressor's *_initial.ply) per image; see scorehoi_jax/reconstruct_io.py.",
+                       epilog=f"Cache: {cache_help}.")
+  rec.add_argument("--image", default=None, help="RGB image, or a folder of images")
+  rec.add_argument("--human-mask", default=None, help="human mask (> 127 = inside), or a folder (same stems)")
+  rec.add_argument("--object-mask", default=None, help="object mask, or a folder (same stems)")
+  rec.add_argument("--object", default=None,
+                   help="a library object name (list them with `scorehoi objects`; `--sheet objects.png` draws them) or a "
+                        "mesh file (.obj/.ply/.glb, metres); in folder mode, if left "
+                        'out, each frame\'s from obj_name/<stem>.json next to the image folder ({"obj_name": ["NAME"]}, '
+                        "CONTHO's layout)")
+  rec.add_argument("--manifest", default=None,
+                   help="CSV (header row) or JSON list of frames with image, human_mask, object_mask, object and "
+                        "optionally object_seed, focal, princpt (paths relative to the manifest)")
   rec.add_argument("--object-seed", type=int, default=None, help="library objects: the size-jittered instance")
   rec.add_argument("--object-scale", type=_scale_arg, default=None,
                    help="mesh files: a factor, or the file's unit (m, cm, mm)")
@@ -91,7 +104,11 @@ def _add_demo_and_reconstruct(sub) -> None:
   rec.add_argument("--body-model", default=None, help="SMPL-H-layout body model (default: the model's own)")
   rec.add_argument("--focal", type=_focal_arg, default=None,
                    help="focal length in pixels, F or FX,FY (default: max(width, height))")
-  rec.add_argument("--batch", type=int, default=4, help="images per compiled call (folder mode)")
+  rec.add_argument("--princpt", type=float, nargs=2, metavar=("CX", "CY"), default=None,
+                   help="principal point in pixels (default: the image centre)")
+  rec.add_argument("--batch", type=int, default=4,
+                   help="images per compiled call (folder mode; the last batch is padded, so every folder "
+                        "reuses one compiled program)")
   rec.add_argument("--out", default="reconstruction", help="output folder (default: reconstruction)")
   rec.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
   rec.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -159,6 +176,8 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+  from scorehoi_jax import jax_cache
+  jax_cache.enable()
   from scorehoi_jax.config import load_config
   from scorehoi_jax.evaluation import evaluator, report
   from scorehoi_jax.model_store import load_model
@@ -166,31 +185,46 @@ def _cmd_evaluate(args) -> int:
   check_output(args.out, args.overwrite)  # Exists or unwritable: refuse before the (long) evaluation, not after.
   if not os.path.isdir(args.data):
     raise ScoreHOIError(f"{args.data}: data folder not found (make one with `scorehoi prepare`).")
+  dataset = _EVAL_DATASETS.get(args.dataset, args.dataset)
+  if dataset != "synthetic_hoi" and args.objects is None:
+    raise ScoreHOIError(f"--dataset {args.dataset} needs --objects DIR: your copy of its object meshes "
+                        "(e.g. object_models/behave with _info.json, or a folder of <name>.obj).")
+  objects = evaluator.objects_from_dir(args.objects) if args.objects is not None else None
   if args.limit is not None:
     from scorehoi_jax.data.tfds_common import data_source
-    size = len(data_source(args.data, args.dataset, args.split))
+    size = len(data_source(args.data, dataset, args.split))
     if args.limit > size:
       print(f"scorehoi evaluate: warning: --limit {args.limit} exceeds the {size} frame{'s' * (size != 1)} of split "
             f"'{args.split}'; evaluating all {size}.", file=sys.stderr)
   model = load_model(args.checkpoint)
   result = evaluator.evaluate(model, args.data, args.split, args.methods, limit=args.limit, batch_size=args.batch,
                               refine_config=load_config(args.config, args.overrides), num_samples=args.samples,
-                              dataset=args.dataset)
+                              dataset=dataset, objects=objects, contact=args.contact)
   report.write_results(result, args.out, overwrite=args.overwrite)
   print("\n".join(report.table_lines(result, stages="final")))
   print(f"metrics written to {args.out}/metrics.json and metrics.md")
   return 0
 
 
+_EVAL_DATASETS = {"synthetic": "synthetic_hoi", "behave": "behave", "intercap": "intercap"}
+
+
 def _add_evaluate(sub) -> None:
   from scorehoi_jax.evaluation.metrics import NUM_CHAMFER_SAMPLES
-  ev = sub.add_parser("evaluate", help="batched evaluation with the field's metrics (every method, every stage)")
+  from scorehoi_jax.jax_cache import HELP as cache_help
+  ev = sub.add_parser("evaluate", help="batched evaluation with the field's metrics (every method, every stage)",
+                      epilog=f"Cache: {cache_help}.")
   ev.add_argument("--config", default="refine_paper", help=_REFINE_CONFIG_HELP)
   ev.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
   ev.add_argument("--data", required=True, help="the data dir given to `scorehoi prepare --out`")
-  ev.add_argument("--dataset", default="synthetic_hoi",
-                  help="TFDS dataset name (from the command line: synthetic_hoi; real datasets need their object "
-                       "meshes passed to evaluation.evaluator.evaluate(objects=...))")
+  ev.add_argument("--dataset", default="synthetic", choices=sorted(set(_EVAL_DATASETS) | {"synthetic_hoi"}),
+                  help="synthetic (our benchmark), behave or intercap (prepared with `scorehoi prepare`; need --objects)")
+  ev.add_argument("--objects", default=None,
+                  help="your copy of the dataset's object meshes: object_models/<dataset> (with _info.json) or a "
+                       "folder of <name>.obj/.ply; the ground truth and contacts are measured on them")
+  ev.add_argument("--contact", default="full", choices=("full", "guidance"),
+                  help="contact protocol: full (the field's: every body vertex within 5 cm of the nearest object "
+                       "vertex, GT from the GT meshes) or guidance (431 guidance vertices vs the dataset's labels)")
   ev.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
   ev.add_argument("--limit", type=int, default=None, help="only the first N frames")
   ev.add_argument("--methods", default="regressor,optimisation,no_guidance,no_cdir,full",

@@ -114,14 +114,50 @@ def _focal_pair(focal) -> tuple | None:
   return (float(f[0]), float(f[1]))
 
 
-def find_frames(image: str, human_mask: str, object_mask: str, obj: str, *, object_seed: int | None = None,
-                object_scale=None, focal=None) -> list[Frame]:
-  """Frames of one image (three files) or of three folders matched by file stem."""
-  kw = dict(object=obj, object_seed=object_seed, object_scale=object_scale, focal=_focal_pair(focal))
+def _princpt_pair(princpt) -> tuple | None:
+  if princpt is None:
+    return None
+  c = np.asarray(princpt, np.float64).ravel()
+  if c.size != 2 or not np.all(np.isfinite(c)):
+    raise ReconstructError(f"principal point {princpt!r}: expected two numbers CX CY (pixels).")
+  return (float(c[0]), float(c[1]))
+
+
+def _frame_object(image_dir: str, stem: str) -> str:
+  """The object name of a frame from ``obj_name/<stem>.json`` next to the image folder (CONTHO's demo layout:
+  ``{"obj_name": ["chairblack"]}``; a plain string is accepted too)."""
+  import json
+  path = os.path.join(os.path.dirname(os.path.abspath(image_dir)), "obj_name", stem + ".json")
+  if not os.path.exists(path):
+    raise ReconstructError(f"{path}: no object for frame {stem!r} (pass --object, a manifest, or put "
+                           '{"obj_name": ["NAME"]} in obj_name/<stem>.json next to the image folder).')
+  try:
+    with open(path) as f:
+      value = json.load(f)
+    value = value["obj_name"] if isinstance(value, dict) else value
+    value = value[0] if isinstance(value, list) else value
+    if not isinstance(value, str) or not value:
+      raise ValueError
+  except (OSError, ValueError, KeyError, IndexError, TypeError):
+    raise ReconstructError(f'{path}: expected {{"obj_name": ["NAME"]}}.') from None
+  return value
+
+
+def find_frames(image: str, human_mask: str, object_mask: str, obj: str | None, *, object_seed: int | None = None,
+                object_scale=None, focal=None, princpt=None) -> list[Frame]:
+  """Frames of one image (three files) or of three folders matched by file stem.
+
+  obj: the object of every frame; in folder mode None reads each frame's from
+  ``obj_name/<stem>.json`` next to the image folder (CONTHO's layout).
+  """
+  kw = dict(object_seed=object_seed, object_scale=object_scale, focal=_focal_pair(focal),
+            princpt=_princpt_pair(princpt))
   dirs = [os.path.isdir(p) for p in (image, human_mask, object_mask)]
   if not any(dirs):
+    if obj is None:
+      raise ReconstructError("one image needs --object (a library name or a mesh file).")
     stem = os.path.splitext(os.path.basename(image))[0] or "frame"
-    return [Frame(stem, image, human_mask, object_mask, **kw)]
+    return [Frame(stem, image, human_mask, object_mask, object=obj, **kw)]
   if not all(dirs):
     which = [n for n, d in zip(("--image", "--human-mask", "--object-mask"), dirs) if not d]
     raise ReconstructError(f"folder mode needs three folders, but {', '.join(which)} "
@@ -135,7 +171,73 @@ def find_frames(image: str, human_mask: str, object_mask: str, obj: str, *, obje
     if missing:
       more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
       raise ReconstructError(f"{folder}: no {what} for image {images[missing[0]]} (stem {missing[0]!r}){more}.")
-  return [Frame(s, images[s], masks[0][s], masks[1][s], **kw) for s in images]
+  return [Frame(s, images[s], masks[0][s], masks[1][s], object=obj if obj is not None else _frame_object(image, s),
+                **kw) for s in images]
+
+
+MANIFEST_COLUMNS = ("image", "human_mask", "object_mask", "object", "object_seed", "focal", "princpt")
+
+
+def read_manifest(path: str, *, object_scale=None) -> list[Frame]:
+  """Frames of a manifest: CSV (a header row) or JSON (a list of objects), one frame each.
+
+  Fields: image, human_mask, object_mask (paths, relative to the manifest's
+  folder), object (library name or mesh file), and optionally object_seed,
+  focal (F, or FX,FY / [FX, FY]) and princpt (CX,CY / [CX, CY]); in CSV a
+  pair is written "FX,FY" in one quoted cell or "FX FY". Frames are named by
+  the image's stem.
+  """
+  import csv
+  import json
+  if not os.path.isfile(path):
+    raise ReconstructError(f"{path}: manifest not found.")
+  try:
+    if path.lower().endswith(".json"):
+      with open(path) as f:
+        rows = json.load(f)
+      if isinstance(rows, dict):
+        rows = rows.get("frames")
+      if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ReconstructError(f'{path}: expected a JSON list of frames (or {{"frames": [...]}}).')
+    else:
+      with open(path, newline="") as f:
+        rows = [{k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items() if k}
+                for r in csv.DictReader(f)]
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
+    raise ReconstructError(f"{path}: cannot read the manifest ({e}).") from None
+  if not rows:
+    raise ReconstructError(f"{path}: the manifest lists no frames.")
+  base = os.path.dirname(os.path.abspath(path))
+
+  def numbers(v, what, line):
+    if v is None or v == "":
+      return None
+    try:
+      vals = [float(x) for x in (v.replace(",", " ").split() if isinstance(v, str) else np.ravel(v))]
+    except (TypeError, ValueError):
+      raise ReconstructError(f"{path}: frame {line}: {what} {v!r} is not a number or pair.") from None
+    return vals
+
+  frames = []
+  for i, r in enumerate(rows, 1):
+    missing = [k for k in ("image", "human_mask", "object_mask", "object") if not r.get(k)]
+    if missing:
+      raise ReconstructError(f"{path}: frame {i} lacks {', '.join(missing)} "
+                             f"(columns: {', '.join(MANIFEST_COLUMNS)}).")
+    files = [os.path.join(base, os.path.expanduser(str(r[k]))) for k in ("image", "human_mask", "object_mask")]
+    seed = r.get("object_seed")
+    try:
+      seed = None if seed in (None, "") else int(seed)
+    except (TypeError, ValueError):
+      raise ReconstructError(f"{path}: frame {i}: object_seed {seed!r} is not an integer.") from None
+    obj = str(r["object"])
+    if os.path.splitext(obj)[1] and not os.path.isabs(obj):
+      obj = os.path.join(base, obj)  # A mesh file, relative to the manifest.
+    stem = os.path.splitext(os.path.basename(files[0]))[0] or f"frame{i}"
+    frames.append(Frame(stem, *files, object=obj, object_seed=seed, object_scale=object_scale,
+                        focal=_focal_pair(numbers(r.get("focal"), "focal", i)),
+                        princpt=_princpt_pair(numbers(r.get("princpt"), "princpt", i))))
+  return frames
 
 
 def resolve_object(spec: str, seed: int | None = None, scale=None):
@@ -277,7 +379,9 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
     pipeline.load_user_record(f.image, f.human_mask, f.object_mask, focal=f.focal, princpt=f.princpt)
   rec = reconstructor or get_reconstructor(checkpoint, refine_config, body_model)
   post = _make_post(rec)
-  bsz = min(batch_size, len(frames))
+  # Two shapes only, whatever the folder: 1 for a lone image, else the fixed batch (the last batch padded).
+  # min(batch, frames) would compile a new program for every small folder.
+  bsz = 1 if len(frames) == 1 else batch_size
   dirs, failed = [], {}
   with atomic_output_dir(out, overwrite=overwrite) as tmp:
     bar = _progress(len(frames), progress)
@@ -331,14 +435,30 @@ def _progress(total: int, enabled: bool):
   return tqdm(total=total, desc="reconstruct", unit="frame", disable=not enabled or total < 2, dynamic_ncols=True)
 
 
-def reconstruct(image: str, human_mask: str, object_mask: str, obj: str, out: str, *, object_seed: int | None = None,
-                object_scale=None, focal=None, **kwargs) -> list[str]:
-  """One image (three files) or three folders → result folders (see the module docstring).
+def reconstruct(image: str | None, human_mask: str | None, object_mask: str | None, obj: str | None, out: str, *,
+                object_seed: int | None = None, object_scale=None, focal=None, princpt=None,
+                manifest: str | None = None, **kwargs) -> list[str]:
+  """One image (three files), three folders, or a manifest → result folders (see the module docstring).
 
+  obj None in folder mode: per-frame objects from ``obj_name/<stem>.json``.
+  manifest: a CSV/JSON file of frames (``read_manifest``), instead of image/masks/obj.
   kwargs go to ``reconstruct_frames`` (checkpoint, refine_config, batch_size, overwrite, …).
   """
+  if manifest is not None:
+    if any(v is not None for v in (image, human_mask, object_mask, obj)):
+      raise ReconstructError("--manifest lists the frames: leave out --image, --human-mask, --object-mask, --object.")
+    frames = read_manifest(manifest, object_scale=object_scale)
+    over = dict(focal=_focal_pair(focal), princpt=_princpt_pair(princpt))
+    frames = [dataclasses.replace(f, **{k: v for k, v in over.items() if v is not None and getattr(f, k) is None})
+              for f in frames]
+    kwargs.setdefault("per_frame_dirs", True)
+    return reconstruct_frames(frames, out, **kwargs)
+  missing = [n for n, v in (("--image", image), ("--human-mask", human_mask), ("--object-mask", object_mask))
+             if v is None]
+  if missing:
+    raise ReconstructError(f"{', '.join(missing)} missing (or give --manifest).")
   frames = find_frames(image, human_mask, object_mask, obj, object_seed=object_seed, object_scale=object_scale,
-                       focal=focal)
+                       focal=focal, princpt=princpt)
   kwargs.setdefault("per_frame_dirs", os.path.isdir(image))  # Folder mode: OUT/<stem>/ even for one image.
   return reconstruct_frames(frames, out, **kwargs)
 
@@ -461,6 +581,6 @@ def output_files(folder: str) -> list[str]:
   return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if not f.startswith(".")]
 
 
-__all__ = ["Frame", "ReconstructError", "find_frames", "get_reconstructor", "load_frame", "output_files",
+__all__ = ["Frame", "ReconstructError", "find_frames", "read_manifest", "get_reconstructor", "load_frame", "output_files",
            "overlay_panel", "reconstruct", "reconstruct_frames", "resolve_object", "smplx_params",
            "write_frame"]

@@ -1,7 +1,12 @@
 """Shared test fixtures."""
 
+import os
+
 import jax
 import pytest
+
+# The CLI's persistent compilation cache (scorehoi_jax/jax_cache.py) stays out of the tests (and the user's home).
+os.environ.setdefault("SCOREHOI_CACHE_DIR", "off")
 
 
 @pytest.fixture(scope="module")

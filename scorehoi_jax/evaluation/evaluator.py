@@ -15,19 +15,16 @@ Metrics (notes/contho-notes.md §4, paper §4 "Evaluation Details"), on the FULL
 body mesh and the object's full mesh:
 - CD human / object (cm) after ONE similarity Procrustes of the predicted
   human + object vertices onto the GT (metrics.make_hoi_chamfer, 6000 samples
-  per mesh: the alignment and sampling jitted and batched over (stage,
-  sample); the nearest-neighbour search brute force in JAX on a GPU, SciPy
-  KD-trees on a CPU, same values);
-- contact from reconstruction: a human vertex is in contact when it is within
-  5 cm of the object *mesh* (paper: "human vertices within 5cm of the object
-  mesh"), exact point-to-triangle distances, against the record's
-  ``human_contact`` labels. Those labels are defined on the 431 guidance
-  vertices with the same exact surface distance (data/synthetic/labels.py), so
-  the prediction is scored on the same 431 vertices of its full mesh: like
-  with like. (CONTHO's released code measures to the nearest object *vertex*
-  over all 6890 vertices; on our meshes, subdivided to 4 cm edges, that would
-  disagree with the labels near the threshold.) P, R averaged over samples
-  with a non-empty denominator, F1 from the averages (metrics.ContactPRF);
+  per mesh), jitted and batched over (stage, sample), nearest neighbours by
+  the exact pruned search of nearest.py: all on device, no host round trip;
+- contact from reconstruction, the field's protocol (default, ``contact='full'``):
+  every vertex of the full body mesh is in contact when its nearest object
+  *vertex* is closer than 5 cm, the GT contacts computed the same way from the
+  GT meshes (CONTHO eval_utils; design decision 12). ``contact='guidance'``
+  keeps our earlier variant: the 431 guidance vertices within 5 cm of the
+  object *surface* (exact point-to-triangle, host side) against the record's
+  ``human_contact`` labels, which are defined that way (data/synthetic/labels.py).
+  P, R averaged over samples with a non-empty denominator, F1 from the averages;
 - penetration: mean depth (cm) of the full-mesh human vertices inside the
   object (SDF grid) and the fraction of vertices inside;
 - the physical loss terms L_P, L_ho, L_of, L_pt of the refinement at each
@@ -35,7 +32,7 @@ body mesh and the object's full mesh:
 A "ground_truth" entry scores the GT meshes themselves through the same code:
 its CD is the floor of the metric (two independent 6000-sample sets on the
 same mesh: ~1.7 cm human, ~1.1 cm object on the synthetic data), its contact
-F1 is 1 (the labels' own definition), its penetration the data's own.
+F1 is 1 (the same definition on the same meshes), its penetration the data's own.
 
 Ground truth: the record's pose/betas through the full body model, pelvis-
 centred; the object mesh posed with obj_rot and obj_trans relative to the
@@ -44,12 +41,19 @@ the same frame x decodes to.
 
 Timing: seconds per sample of the reconstruction call only (regressor +
 refinement + CRFormer), measured after a first, untimed compile call, padded
-rows included in the work but not in the count; metric computation excluded.
+rows included in the work but not in the count; metric computation excluded
+(reported apart as scoring_seconds, its first call's compile included).
+
+Compiled functions are reused: Reconstructors and scorers are cached per
+static structure (settings, refine_fn, betas stats; weights are traced), so
+a second evaluate() with other guidance weights compiles nothing; batches are
+sharded over the ``data`` mesh of training (train/sharding.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from typing import Callable
 
@@ -63,6 +67,7 @@ from scorehoi_jax.diffusion.refine import RefineSettings
 from scorehoi_jax.diffusion.xpack import decode_params
 from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.evaluation import metrics as M
+from scorehoi_jax.evaluation import nearest as N
 from scorehoi_jax.evaluation.baselines import BaselineConfig, make_optimization_refine
 from scorehoi_jax.geometry.sampling import sample_surface
 from scorehoi_jax.reconstruct import Bodies, Reconstructor, full_vertices, move_to_guidance_points
@@ -114,10 +119,19 @@ class EvalObject:
     faces = np.asarray(template.faces)
     self.gt_samples = sample_surface(self.vertices, faces, num_samples, seed).points.astype(np.float32)
     self.pred_samples = sample_surface(self.vertices, faces, num_samples, seed + 1).points.astype(np.float32)
+    self._clusters: dict = {}
     self._tri = np.asarray(template.vertices, np.float64)[faces]
     centroids = self._tri.mean(1)
     self._radius = float(np.max(np.linalg.norm(self._tri - centroids[:, None], axis=2)))
     self._tree = cKDTree(centroids)
+
+  def clusters(self, which: str, count: int) -> N.Clusters:
+    """Clusters of the vertices ('vertices') or samples ('gt', 'pred'), padded to ``count`` (memoised)."""
+    if (which, count) not in self._clusters:
+      points = {"vertices": self.vertices, "gt": self.gt_samples, "pred": self.pred_samples}[which]
+      size = VERTEX_CLUSTER if which == "vertices" else SAMPLE_CLUSTER
+      self._clusters[(which, count)] = N.clusters(points, size, count)
+    return self._clusters[(which, count)]
 
   def surface_distance(self, points, max_distance: float = 2 * M.CONTACT_THRESHOLD, k: int = 12) -> np.ndarray:
     """Unsigned distance [N] of canonical-frame points to the mesh surface (inf beyond max_distance).
@@ -179,6 +193,50 @@ class ObjectCache:
     return self._memo[key]
 
 
+def objects_from_dir(folder: str) -> Callable:
+  """A provider (name, seed) -> ObjectTemplate of the user's own object meshes (``--objects DIR``).
+
+  DIR is CONTHO's ``object_models/<dataset>`` folder (an ``_info.json`` of
+  name -> {"path": mesh}; names also by mesh stem) or any folder holding
+  ``<name>.<ext>`` or ``<name>/<name>.<ext>`` meshes (.obj/.ply/.glb/…, metres).
+  """
+  import json
+  from scorehoi_jax.objects import ObjectError, load_object
+  from scorehoi_jax.objects.loading import SUPPORTED_EXTENSIONS
+  if not os.path.isdir(folder):
+    raise EvaluationError(f"{folder}: object mesh folder not found.")
+  paths = {}
+  info = os.path.join(folder, "_info.json")
+  if os.path.exists(info):
+    try:
+      with open(info) as f:
+        entries = json.load(f)
+      for name, entry in entries.items():
+        path = entry["path"] if os.path.isabs(entry["path"]) else os.path.join(folder, entry["path"])
+        paths[name] = path
+        paths.setdefault(os.path.splitext(os.path.basename(path))[0], path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+      raise EvaluationError(f'{info}: expected {{"name": {{"path": mesh, ...}}, ...}}.') from None
+  for root, _, files in os.walk(folder):
+    if os.path.relpath(root, folder).count(os.sep) > 0:
+      continue  # DIR and its direct subfolders only.
+    for fname in sorted(files):
+      stem, ext = os.path.splitext(fname)
+      if ext.lower() in SUPPORTED_EXTENSIONS:
+        paths.setdefault(stem, os.path.join(root, fname))
+
+  def provider(name: str, seed=None):
+    del seed  # Real objects have one instance.
+    if name not in paths:
+      raise KeyError(f"no mesh for object {name!r} in {folder} (have: {', '.join(sorted(paths)) or 'none'})")
+    try:
+      return load_object(paths[name], name=name)
+    except ObjectError as e:
+      raise EvaluationError(str(e)) from None
+
+  return provider
+
+
 # ------------------------------------------------------------------------------------------------
 # The jitted scoring of all stages of a batch.
 # ------------------------------------------------------------------------------------------------
@@ -189,38 +247,54 @@ def stage_names(num_rounds: int) -> list[str]:
   return ["regressor"] + [f"round_{i + 1}" for i in range(num_rounds)] + ["refined", "final", "ground_truth"]
 
 
-def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, map_batch: int | None = None,
-                hand_mean: bool = False, nn: str = "auto"):
-  """A jitted fn(stages, stats, gt, obj) -> (metrics {name: [S, B]}, contact geometry {name: [S, B, ...]}).
+# Cluster sizes of the exact pruned searches (nearest.py): small clusters prune best on body-sized surfaces.
+SAMPLE_CLUSTER = 16
+VERTEX_CLUSTER = 32
+
+
+def _sample_points(rest, s: M.FixedSamples, which: str) -> np.ndarray:
+  face, bary = (s.gt_face, s.gt_bary) if which == "gt" else (s.pred_face, s.pred_bary)
+  return np.einsum("skc,sk->sc", np.asarray(rest, np.float64)[s.faces[face]], bary)
+
+
+def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_mean: bool = False,
+                contact: str = "full", batch: int = 8):
+  """A jitted fn(stages, stats, gt, obj) -> per-(stage, sample) metrics {name: [S, B]}, all on device.
 
   S runs over ``stage_names`` (the GT last). stages: Stages of a
   Reconstructor call; stats: its BetasStats (x decoding);
   gt: {"pose", "betas", "obj_rot", "obj_trans"} [B, ...];
-  obj: {"vertices" [B, Vo, 3], "weight" [B, Vo], "gt_samples"/"pred_samples"
-  [B, S, 3], "geometry" ObjectGeometry [B]} (canonical frame).
-  map_batch: (stage, sample) pairs scored at once (memory ~ map_batch × 2048 × S
-  floats); default 1 on CPU, 16 elsewhere.
-  hand_mean: x holds hand rotations as offsets from the model's mean hand (RefineSettings.hand_mean).
-  nn: nearest-neighbour search of the Chamfer distance: 'jax' (brute force, jitted: fast on a GPU),
-    'kdtree' (the aligned samples go to the host, SciPy KD-trees: ~40× faster on a CPU), 'auto'
-    (kdtree on the CPU backend). Same values either way.
+  obj: ``_object_arrays`` of the batch's objects (canonical frame).
+  contact: 'full' (the field's protocol: every body vertex within 5 cm of the
+    nearest object vertex, the GT contacts the same from the GT meshes; contact_p,
+    contact_r and their validity flags per stage) or 'guidance' (the 431 guidance
+    vertices are returned for the host-side scoring against the record's labels).
+  batch: (stage, sample) pairs per step of the nearest-neighbour searches (memory).
+  Nearest neighbours: exact clustered searches (nearest.py), no host round trip.
   """
+  if contact not in ("full", "guidance"):
+    raise ValueError(f"make_scorer: contact={contact!r}, expected 'full' or 'guidance'.")
   rest = np.asarray(full_vertices(bodies, jnp.broadcast_to(jnp.eye(3), (1, 52, 3, 3)), jnp.zeros((1, 10)))[0])
   human = M.fixed_samples(rest, np.asarray(bodies.full.faces), num_samples)
-  if nn == "auto":
-    nn = "kdtree" if jax.default_backend() == "cpu" else "jax"
-  if nn not in ("jax", "kdtree"):
-    raise ValueError(f"make_scorer: nn={nn!r}, expected 'auto', 'jax' or 'kdtree'.")
-  chamfer = M.make_hoi_chamfer(human, return_samples=nn == "kdtree")
-  if map_batch is None:
-    map_batch = 1 if jax.default_backend() == "cpu" else 16
+  hs_gt = N.clusters(_sample_points(rest, human, "gt"), SAMPLE_CLUSTER)
+  hs_pred = N.clusters(_sample_points(rest, human, "pred"), SAMPLE_CLUSTER)
+  hv = N.clusters(rest, VERTEX_CLUSTER)
+  chamfer = M.make_hoi_chamfer(human, return_samples=True)
   idx = jnp.asarray(bodies.indices)
 
   def pose_obj(v, r, t):
     return jnp.einsum("...vj,...ij->...vi", v, r) + t[..., None, :]
 
+  def cd_fscore(a, a_idx, a_first, b, b_idx, b_first):
+    d_ab = N.nearest(a, a_idx, b, b_idx, batch=batch)
+    d_ba = N.nearest(b, b_idx, a, a_idx, batch=batch)
+    cd = 100.0 * (N.cluster_mean(d_ab, a_first) + N.cluster_mean(d_ba, b_first))
+    p = N.cluster_mean(d_ab < M.FSCORE_THRESHOLD, a_first)
+    r = N.cluster_mean(d_ba < M.FSCORE_THRESHOLD, b_first)
+    return cd, jnp.where(p + r > 0, 2 * p * r / jnp.maximum(p + r, 1e-12), 0.0)
+
   @jax.jit
-  def score_jit(stages, stats, gt, obj):
+  def score(stages, stats, gt, obj):
     b = stages.x_regressor.shape[0]
     xs = jnp.concatenate([stages.x_regressor[None], stages.x_rounds, stages.x_refined[None]], 0)  # [S1, B, 331]
     p = decode_params(xs, stats, bodies.full, hand_mean)
@@ -229,39 +303,38 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, map_ba
     verts = full_vertices(bodies, rot.reshape((-1,) + rot.shape[2:]), betas.reshape(-1, betas.shape[-1]))
     verts = verts.reshape((s1, b) + verts.shape[1:])
     final = move_to_guidance_points(bodies, verts[-1], stages.final_human_points)  # x^N + CRFormer offsets.
-    pred_h = jnp.concatenate([verts, final[None]], 0)  # [S, B, V, 3]
-    pred_r = jnp.concatenate([p.obj_rotmat, stages.final_obj_rotmat[None]], 0)
-    pred_t = jnp.concatenate([p.obj_trans, stages.final_obj_trans[None]], 0)
     gt_h = full_vertices(bodies, gt["pose"], gt["betas"])
     # The ground truth itself is scored as one more stage, through the very same code.
-    pred_h = jnp.concatenate([pred_h, gt_h[None]], 0)  # [S, B, V, 3]
-    pred_r = jnp.concatenate([pred_r, gt["obj_rot"][None]], 0)
-    pred_t = jnp.concatenate([pred_t, gt["obj_trans"][None]], 0)
+    pred_h = jnp.concatenate([verts, final[None], gt_h[None]], 0)  # [S, B, V, 3]
+    pred_r = jnp.concatenate([p.obj_rotmat, stages.final_obj_rotmat[None], gt["obj_rot"][None]], 0)
+    pred_t = jnp.concatenate([p.obj_trans, stages.final_obj_trans[None], gt["obj_trans"][None]], 0)
     n_st = pred_h.shape[0]
     tile = lambda a: jnp.broadcast_to(a[None], (n_st,) + a.shape).reshape((-1,) + a.shape[1:])
     flat = lambda a: a.reshape((-1,) + a.shape[2:])
-    args = (flat(pred_h), tile(gt_h), flat(pose_obj(obj["vertices"][None], pred_r, pred_t)),
-            tile(pose_obj(obj["vertices"], gt["obj_rot"], gt["obj_trans"])), tile(obj["weight"]),
-            flat(pose_obj(obj["pred_samples"][None], pred_r, pred_t)),
+    pred_ov = flat(pose_obj(obj["vertices"][None], pred_r, pred_t))
+    args = (flat(pred_h), tile(gt_h), pred_ov, tile(pose_obj(obj["vertices"], gt["obj_rot"], gt["obj_trans"])),
+            tile(obj["weight"]), flat(pose_obj(obj["pred_samples"][None], pred_r, pred_t)),
             tile(pose_obj(obj["gt_samples"], gt["obj_rot"], gt["obj_trans"])))
-    if nn == "kdtree":
-      out = jax.vmap(chamfer)(*args)
-      out = {k: v.reshape((n_st, b) + v.shape[1:]) for k, v in out.items()}
-    else:
-      out = jax.lax.map(lambda a: chamfer(*a), args, batch_size=map_batch)
-      out = {k: v.reshape(n_st, b) for k, v in out.items()}
+    al = jax.vmap(chamfer)(*args)  # Aligned sample sets (one joint Procrustes per pair).
+    out = {}
+    out["cd_human"], out["fscore_human"] = cd_fscore(al["human_pred"], hs_pred.index, hs_pred.first, al["human_gt"],
+                                                     hs_gt.index, hs_gt.first)
+    out["cd_object"], out["fscore_object"] = cd_fscore(
+        al["object_pred"], tile(obj["pred_index"]), tile(obj["pred_first"]), al["object_gt"],
+        tile(obj["gt_index"]), tile(obj["gt_first"]))
+    out = {k: v.reshape(n_st, b) for k, v in out.items()}
+    if contact == "full":
+      hit = M.field_contacts(flat(pred_h), pred_ov, hv.index, tile(obj["vertex_index"]),
+                             batch=batch).reshape(n_st, b, -1)
+      cp, cr, vp, vr = M.contact_precision_recall(hit, jnp.broadcast_to(hit[-1], hit.shape))  # GT: the GT stage's.
+      out.update(contact_p=cp, contact_r=cr, contact_vp=vp, contact_vr=vr)
     sdf = jax.tree_util.tree_map(tile, obj["geometry"].sdf)
     depth = jax.vmap(penetration_depths)(flat(pred_h), flat(pred_r), flat(pred_t), sdf).reshape(n_st, b, -1)
     out["pen_depth_cm"] = 100.0 * jnp.mean(depth, -1)
     out["pen_frac"] = jnp.mean(depth > 0, -1).astype(jnp.float32)
-    return out, {"human": pred_h[:, :, idx], "rotmat": pred_r, "trans": pred_t}
-
-  def score(stages, stats, gt, obj):
-    out, geo = score_jit(stages, stats, gt, obj)
-    if nn == "kdtree":
-      samples = {k: out.pop(k) for k in ("human_pred", "human_gt", "object_pred", "object_gt")}
-      out.update(M.chamfer_from_samples(samples))
-    return out, geo
+    if contact == "guidance":
+      out.update(guidance_points=pred_h[:, :, idx], rotmat=pred_r, trans=pred_t)
+    return out
 
   return score
 
@@ -291,6 +364,14 @@ class _StageAcc:
     self.counts = {k: 0 for k in STAGE_METRICS}
     self.prf = M.ContactPRF()
 
+  def add_contacts(self, p, r, valid_p, valid_r):
+    """Per-sample contact precision / recall [B] with their validity flags (metrics.contact_precision_recall)."""
+    acc = self.prf
+    acc.sum_precision += float(np.sum(np.where(valid_p, p, 0.0)))
+    acc.num_precision += int(np.sum(valid_p))
+    acc.sum_recall += float(np.sum(np.where(valid_r, r, 0.0)))
+    acc.num_recall += int(np.sum(valid_r))
+
   def add(self, name: str, values: np.ndarray):
     values = np.asarray(values, np.float64)
     ok = np.isfinite(values)
@@ -316,11 +397,31 @@ def _open(data_dir: str, split: str, dataset: str, limit: int | None):
   return src, n
 
 
+def _object_arrays(objs, vo: int) -> dict:
+  """Stacked arrays of a batch's EvalObjects: vertices padded to ``vo`` (weight 0), samples, cluster indices."""
+  verts = np.zeros((len(objs), vo, 3), np.float32)
+  weight = np.zeros((len(objs), vo), np.float32)
+  for i, o in enumerate(objs):
+    verts[i, :len(o.vertices)] = o.vertices
+    weight[i, :len(o.vertices)] = 1.0
+  from scorehoi_jax.objects.geometry import stack_geometries
+  n_s = len(objs[0].gt_samples)
+  cv, cs = N.num_clusters_for(vo, VERTEX_CLUSTER), N.num_clusters_for(n_s, SAMPLE_CLUSTER)
+  out = {"vertices": verts, "weight": weight, "gt_samples": np.stack([o.gt_samples for o in objs]),
+         "pred_samples": np.stack([o.pred_samples for o in objs]),
+         "vertex_index": np.stack([o.clusters("vertices", cv).index for o in objs]),
+         "geometry": stack_geometries([o.geometry for o in objs])}
+  for which in ("gt", "pred"):
+    c = [o.clusters(which, cs) for o in objs]
+    out[f"{which}_index"] = np.stack([x.index for x in c])
+    out[f"{which}_first"] = np.stack([x.first for x in c])
+  return out
+
+
 def _batches(src, n: int, batch_size: int, image_size: int, cache: ObjectCache, vo: int):
-  """(batch dict, object arrays, number of valid rows) with the last batch padded (valid = 0)."""
+  """(batch dict, objects, object arrays, number of valid rows) with the last batch padded (valid = 0)."""
   from scorehoi_jax.data.pipeline import PipelineConfig, make_example, stack
   from scorehoi_jax.data.tfds_common import decode_record
-  from scorehoi_jax.objects.geometry import stack_geometries
   cfg = PipelineConfig(size=image_size)
   for start in range(0, n, batch_size):
     recs = [decode_record(src[i]) for i in range(start, min(n, start + batch_size))]
@@ -330,15 +431,7 @@ def _batches(src, n: int, batch_size: int, image_size: int, cache: ObjectCache, 
     # Padding repeats a real frame (finite everywhere) and is flagged invalid; only valid rows are counted.
     exs += [dict(exs[0], valid=np.zeros_like(exs[0]["valid"]))] * (batch_size - valid)
     objs += [objs[0]] * (batch_size - valid)
-    verts = np.zeros((batch_size, vo, 3), np.float32)
-    weight = np.zeros((batch_size, vo), np.float32)
-    for i, o in enumerate(objs):
-      verts[i, :len(o.vertices)] = o.vertices
-      weight[i, :len(o.vertices)] = 1.0
-    arrays = {"vertices": verts, "weight": weight, "gt_samples": np.stack([o.gt_samples for o in objs]),
-              "pred_samples": np.stack([o.pred_samples for o in objs]),
-              "geometry": stack_geometries([o.geometry for o in objs])}
-    yield stack(exs), objs, arrays, valid
+    yield stack(exs), objs, _object_arrays(objs, vo), valid
 
 
 def _settings_dict(s: RefineSettings) -> dict:
@@ -346,10 +439,42 @@ def _settings_dict(s: RefineSettings) -> dict:
           for k, v in dataclasses.asdict(s).items()}
 
 
+# Compiled functions reused across evaluate() calls (a sweep, several configs): keyed by the static
+# structure only (weights are traced arguments). Values hold their model, so an id() is never reused.
+_RECONSTRUCTORS: dict = {}
+_SCORERS: dict = {}
+
+
+def _stats_key(stats) -> tuple:
+  return tuple(np.asarray(v, np.float32).tobytes() for v in jax.tree_util.tree_leaves(stats))
+
+
+def cached_reconstructor(model, cfg, settings: RefineSettings, refine_fn: Callable | None) -> Reconstructor:
+  """A Reconstructor for (model, static settings, refine_fn, betas stats), built once per process.
+
+  Guidance weights are not part of the key: pass ``weights_from_config(cfg)`` to the call.
+  """
+  from scorehoi_jax.diffusion.sampler import betas_stats_from_config
+  key = (id(model), settings, refine_fn, _stats_key(betas_stats_from_config(cfg)))
+  if key not in _RECONSTRUCTORS:
+    if len(_RECONSTRUCTORS) >= 16:
+      _RECONSTRUCTORS.pop(next(iter(_RECONSTRUCTORS)))
+    _RECONSTRUCTORS[key] = (model, Reconstructor(model, cfg, settings=settings, refine_fn=refine_fn))
+  return _RECONSTRUCTORS[key][1]
+
+
+def cached_scorer(bodies: Bodies, num_samples: int, hand_mean: bool, contact: str):
+  key = (id(bodies), num_samples, hand_mean, contact)
+  if key not in _SCORERS:
+    _SCORERS[key] = (bodies, make_scorer(bodies, num_samples, hand_mean=hand_mean, contact=contact))
+  return _SCORERS[key][1]
+
+
 def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS, *, limit: int | None = None,
              batch_size: int = 16, refine_config=None, num_samples: int = M.NUM_CHAMFER_SAMPLES,
              dataset: str = "synthetic_hoi", baseline: BaselineConfig = BaselineConfig(),
-             extra_methods: dict | None = None, objects: Callable | None = None, progress: bool = True) -> dict:
+             extra_methods: dict | None = None, objects: Callable | None = None, progress: bool = True,
+             contact: str = "full", mesh=None) -> dict:
   """Score methods on a prepared dataset split; returns a JSON-ready dict.
 
   Args:
@@ -358,7 +483,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     split: dataset split.
     methods: names from METHODS (or keys of ``extra_methods``).
     limit: score only the first ``limit`` frames.
-    batch_size: fixed batch shape (the last batch is padded).
+    batch_size: fixed batch shape (the last batch is padded); a multiple of the devices of ``mesh``.
     refine_config: refine config (configs/refine_paper.py layout); default the paper's.
     num_samples: surface samples per mesh for the Chamfer distance (field: 6000).
     dataset: TFDS dataset name under data_dir.
@@ -368,15 +493,20 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
       measured on it). Default: the object library (right for synthetic_hoi only; real datasets need
       their own meshes, e.g. via objects.load_object).
     progress: tqdm progress bars.
+    contact: 'full' (default, the field's protocol: every body vertex, in contact within 5 cm of the
+      nearest object vertex, GT contacts the same from the GT meshes) or 'guidance' (the 431 guidance
+      vertices within 5 cm of the object surface against the record's ``human_contact`` labels).
+    mesh: the device mesh (one ``data`` axis, train/sharding.py); default every device.
 
   Returns:
-    {"dataset", "split", "num_frames", "batch_size", "num_samples", "backend", "settings",
+    {"dataset", "split", "num_frames", "batch_size", "num_samples", "backend", "settings", "contact",
      "methods": {name: {"description", "settings", "stages": {stage: metrics}, "seconds_per_sample",
-     "compile_seconds", "scoring_seconds", "wall_seconds"}}, "ground_truth": metrics}
+     "compile_seconds", "refine_seconds", "scoring_seconds", "wall_seconds"}}, "ground_truth": metrics}
   """
   from tqdm import tqdm
-  from scorehoi_jax.diffusion.sampler import settings_from_config
+  from scorehoi_jax.diffusion.sampler import settings_from_config, weights_from_config
   from scorehoi_jax.reconstruct import default_refine_config
+  from scorehoi_jax.train import sharding
   extra_methods = dict(extra_methods or {})
   methods = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
   for m in methods:
@@ -386,58 +516,68 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     raise EvaluationError("no method to evaluate.")
   if batch_size < 1:
     raise EvaluationError(f"--batch must be at least 1, got {batch_size}.")
+  if contact not in ("full", "guidance"):
+    raise EvaluationError(f"contact protocol {contact!r}: expected 'full' or 'guidance'.")
+  mesh = mesh if mesh is not None else sharding.make_mesh()
+  sharding.check_batch_size(batch_size, mesh)
   cfg = refine_config if refine_config is not None else default_refine_config()
   base_settings = settings_from_config(cfg)
+  weights = weights_from_config(cfg)
   if objects is None and dataset != "synthetic_hoi":
-    raise EvaluationError(f"evaluating {dataset} needs the dataset's own object meshes (pass objects=...); "
-                          "the built-in library holds procedural stand-ins, which would be a wrong ground truth.")
+    raise EvaluationError(f"evaluating {dataset} needs the dataset's own object meshes (--objects DIR, or "
+                          "objects=... from Python); the built-in library holds procedural stand-ins, which "
+                          "would be a wrong ground truth.")
   src, n = _open(data_dir, split, dataset, limit)
   cache = ObjectCache(num_samples, objects)
   keys = sorted({_object_key(src[i]) for i in range(n)}, key=str)
   vo = max(len(cache.get(k).vertices) for k in tqdm(keys, desc="objects", disable=not progress, leave=False))
   image_size = int(model.config.data.image_size)
   result = {"dataset": dataset, "split": split, "num_frames": n, "batch_size": batch_size,
-            "num_samples": num_samples, "backend": jax.default_backend(),
-            "device": str(jax.devices()[0].device_kind), "settings": _settings_dict(base_settings), "methods": {}}
-  scorer = None
+            "num_samples": num_samples, "backend": jax.default_backend(), "devices": int(mesh.devices.size),
+            "device": str(jax.devices()[0].device_kind), "settings": _settings_dict(base_settings),
+            "contact": contact, "methods": {}}
   gt_acc = None
   for name in methods:
     settings, refine_fn = (extra_methods[name] if name in extra_methods else
                            method_setup(name, base_settings, baseline))
-    recon = Reconstructor(model, cfg, settings=settings, refine_fn=refine_fn)
-    if scorer is None or scorer[0] != settings.hand_mean:
-      scorer = (settings.hand_mean, make_scorer(recon.bodies, num_samples, hand_mean=settings.hand_mean))
+    recon = cached_reconstructor(model, cfg, settings, refine_fn)
+    variables = sharding.replicate(recon.variables, mesh)
+    scorer = cached_scorer(recon.bodies, num_samples, settings.hand_mean, contact)
     rounds = settings.num_rounds if (settings.use_diffusion or refine_fn is not None) else 0
     names = stage_names(rounds)
     accs = {s: _StageAcc() for s in names}
     run_time, compile_time, score_time, t_wall = 0.0, 0.0, 0.0, time.perf_counter()
     bar = tqdm(total=n, desc=name, unit="frame", disable=not progress)
     for bi, (batch, objs, arrays, valid) in enumerate(_batches(src, n, batch_size, image_size, cache, vo)):
-      geoms = arrays["geometry"]
+      keys_in = ("image", "object_template", "focal", "princpt")
+      inputs = sharding.shard_batch({k: np.asarray(batch[k]) for k in keys_in}, mesh)
+      arrays = sharding.shard_batch(arrays, mesh)
+      call = lambda: recon._fn(variables, inputs, arrays["geometry"], recon.bodies.guidance, recon.stats, weights)  # pylint: disable=protected-access
       if bi == 0:  # Compile (untimed), then time the same batch like every other one.
         t0 = time.perf_counter()
-        jax.block_until_ready(recon(batch, geoms))
+        jax.block_until_ready(call())
         compile_time = time.perf_counter() - t0
       t0 = time.perf_counter()
-      stages = jax.block_until_ready(recon(batch, geoms))
+      stages = jax.block_until_ready(call())
       run_time += time.perf_counter() - t0
       t0 = time.perf_counter()
-      gt = {k: jnp.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}
-      per, geo = scorer[1](stages, recon.stats, gt, {k: jnp.asarray(v) if k != "geometry" else v
-                                                  for k, v in arrays.items()})
-      per = {k: np.asarray(v) for k, v in per.items()}
+      gt = sharding.shard_batch({k: np.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}, mesh)
+      per = jax.device_get(scorer(stages, recon.stats, gt, arrays))
       per.update(loss_rows(stages.refine.losses, rounds))
-      geo = {k: np.asarray(v) for k, v in geo.items()}
-      labels = np.asarray(batch["human_contact"]) > 0.5
+      if contact == "guidance":
+        labels = np.asarray(batch["human_contact"]) > 0.5
       for si, stage in enumerate(names):
         if stage == "ground_truth" and gt_acc is not None:
           continue  # Identical for every method: scored once.
         acc = accs[stage]
         for k in STAGE_METRICS:
           acc.add(k, per[k][si, :valid])
-        pred = np.stack([objs[i].contacts(geo["human"][si, i], geo["rotmat"][si, i], geo["trans"][si, i])
-                         for i in range(valid)])
-        acc.prf.update(pred, labels[:valid])
+        if contact == "full":
+          acc.add_contacts(*(per[k][si, :valid] for k in ("contact_p", "contact_r", "contact_vp", "contact_vr")))
+        else:
+          pred = np.stack([objs[i].contacts(per["guidance_points"][si, i], per["rotmat"][si, i], per["trans"][si, i])
+                           for i in range(valid)])
+          acc.prf.update(pred, labels[:valid])
       score_time += time.perf_counter() - t0
       bar.update(valid)
     bar.close()
@@ -446,7 +586,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     result["methods"][name] = {
         "description": METHODS.get(name, "user-defined"), "settings": _settings_dict(settings),
         "stages": {s: accs[s].result() for s in names if s != "ground_truth"},
-        "seconds_per_sample": run_time / n, "compile_seconds": compile_time,
+        "seconds_per_sample": run_time / n, "compile_seconds": compile_time, "refine_seconds": run_time,
         "scoring_seconds": score_time, "wall_seconds": time.perf_counter() - t_wall}
   result["ground_truth"] = gt_acc.result()
   return result

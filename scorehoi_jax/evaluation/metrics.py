@@ -6,8 +6,10 @@ Protocol (notes/contho-notes.md §4, notes/official-code-notes.md §7):
   object vertices, apply it to both parts, draw 6000 area-weighted surface
   samples per mesh, and report CD = mean NN(gt→pred) + mean NN(pred→gt)
   (distances, not squared; the two directions summed) in cm, per part.
-- Contact from reconstruction: a human vertex is in contact when its nearest
-  object *vertex* is closer than 5 cm (strict), no alignment.
+- Contact from reconstruction: a human vertex (every vertex of the full body
+  mesh) is in contact when its nearest object *vertex* is closer than 5 cm
+  (strict), no alignment; the GT contacts the same way from the GT meshes
+  (``field_contacts``).
 - Contact precision/recall: per sample P = TP/|pred| (kept only if |pred| > 0)
   and R = TP/|gt| (kept only if |gt| > 0), averaged over the kept samples;
   F = 2PR/(P+R) of the averages.
@@ -137,6 +139,19 @@ def contact_from_reconstruction(human_verts, obj_verts, threshold: float = CONTA
     return d.reshape(np.shape(human_verts)[:-1]) < threshold
   d, _ = nearest_distances(jnp.asarray(human_verts), jnp.asarray(obj_verts), chunk)
   return d < threshold
+
+
+def field_contacts(human_verts, obj_verts, human_index, obj_index, threshold: float = CONTACT_THRESHOLD, **kw):
+  """The field's contact labels, bool [..., Vh]: human vertices within ``threshold`` of the nearest object vertex.
+
+  Jittable and exact (the pruned search of nearest.py, brute force where it
+  proves nothing). human_verts [..., Vh, 3], obj_verts [..., Vo, 3] in one
+  frame (metres); human_index / obj_index: cluster indices of the two vertex
+  sets (``nearest.clusters(rest_vertices).index``; object rows not indexed,
+  e.g. padding, are ignored). kw: ks, near, batch of ``nearest.within``.
+  """
+  from scorehoi_jax.evaluation import nearest  # pylint: disable=g-import-not-at-top
+  return nearest.within(human_verts, human_index, obj_verts, obj_index, threshold, **kw)
 
 
 def contact_precision_recall(pred, gt):
@@ -271,8 +286,8 @@ def make_hoi_chamfer(human: FixedSamples, chunk: int = 2048, fscore_threshold: f
   posed are distributed exactly like fresh samples on the posed mesh.
 
   return_samples: return the aligned sample sets {human_pred, human_gt,
-  object_pred, object_gt} instead, for ``chamfer_from_samples`` on the host
-  (KD-trees: ~40× faster than the brute-force search on a CPU).
+  object_pred, object_gt} instead (the evaluator searches them with the
+  pruned exact search of nearest.py, far faster than brute force on a CPU).
   """
 
   def fn(pred_h, gt_h, pred_o, gt_o, obj_weight, pred_os, gt_os):
@@ -288,22 +303,3 @@ def make_hoi_chamfer(human: FixedSamples, chunk: int = 2048, fscore_threshold: f
     return {"cd_human": cd_h, "cd_object": cd_o, "fscore_human": f_h, "fscore_object": f_o}
 
   return fn
-
-
-def chamfer_from_samples(samples: dict, fscore_threshold: float = FSCORE_THRESHOLD) -> dict:
-  """Host-side metrics of aligned sample sets (``make_hoi_chamfer(return_samples=True)`` output, [..., S, 3]).
-
-  Returns {cd_human, cd_object, fscore_human, fscore_object}, each [...] (KD-tree nearest neighbours).
-  """
-  lead = np.shape(samples["human_pred"])[:-2]
-  out = {k: np.zeros(lead) for k in ("cd_human", "cd_object", "fscore_human", "fscore_object")}
-  for part in ("human", "object"):
-    ps = np.asarray(samples[f"{part}_pred"], np.float64).reshape((-1,) + np.shape(samples[f"{part}_pred"])[-2:])
-    gs = np.asarray(samples[f"{part}_gt"], np.float64).reshape((-1,) + np.shape(samples[f"{part}_gt"])[-2:])
-    cd, fs = np.zeros(len(ps)), np.zeros(len(ps))
-    for i in range(len(ps)):
-      d_pg, d_gp = _two_way(ps[i], gs[i])
-      cd[i] = 100.0 * (d_gp.mean() + d_pg.mean())
-      fs[i] = _fscore_from_nn(d_pg, d_gp, fscore_threshold)
-    out[f"cd_{part}"], out[f"fscore_{part}"] = cd.reshape(lead), fs.reshape(lead)
-  return out
