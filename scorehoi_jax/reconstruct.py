@@ -116,7 +116,7 @@ def floor_plane(x, batch, body, stats, settings: RefineSettings, cam_trans):
   if settings.floor != "body":
     return None
   dec = decode_x(x, body, batch["object_template"], stats, settings.hand_mean)
-  estimated = jax.vmap(estimate_ground_plane)(dec.human_points, dec.rotmats[:, 0])
+  estimated = jax.vmap(estimate_ground_plane)(dec.human_points, dec.rotmats)
   given = batch.get("ground_plane")
   if given is None:
     return estimated

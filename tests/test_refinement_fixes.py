@@ -163,7 +163,9 @@ def test_floor_estimated_from_the_body_not_the_camera():
   cam = lambda p: p @ pitch.T
   box = np.array([[x, floor_y, z] for x in (0.4, 0.9) for z in (-0.2, 0.3)] + [[0.65, floor_y + 0.4, 0.05]])
   up_true = pitch @ np.array([0.0, 1.0, 0.0])
-  plane = np.asarray(estimate_ground_plane(jnp.asarray(cam(v)), jnp.asarray(pitch, jnp.float32)))
+  rotmats = np.tile(np.eye(3), (52, 1, 1))
+  rotmats[0] = pitch
+  plane = np.asarray(estimate_ground_plane(jnp.asarray(cam(v)), jnp.asarray(rotmats, jnp.float32)))
   assert np.degrees(np.arccos(np.clip(plane[:3] @ up_true, -1, 1))) < 0.01
   heights = cam(box) @ plane[:3] + plane[3]
   np.testing.assert_allclose(heights[:4], 0.0, atol=1e-5)  # The box's feet are on the estimated floor...
@@ -275,3 +277,20 @@ def test_each_round_guides_with_the_masks_predicted_on_its_input():
       stale = loss_terms(x0_hat, first, inputs, sub, STATS, weights.as_arrays(), settings)[0].total
       changed += int(np.abs(np.asarray(stale) - np.asarray(mine)).max() > 1e-4)
   assert changed >= 1  # The masks did change between rounds, so feeding back stale ones would be caught.
+
+
+def test_floor_estimate_follows_the_feet_when_the_person_bends():
+  """Trunk bent 50° forward over straight legs (lifting a box): the feet still give the floor."""
+  bend = Rotation.from_euler("x", 50.0, degrees=True).as_matrix()
+  camera = Rotation.from_euler("x", -160.0, degrees=True).as_matrix()
+  rotmats = np.tile(np.eye(3), (52, 1, 1))
+  rotmats[0] = camera @ bend  # The pelvis tilts with the trunk ...
+  rotmats[1] = rotmats[2] = bend.T  # ... and the hips undo it, so the legs stay vertical.
+  body = load_body_model()
+  out = body_forward(body, jnp.asarray(rotmats, jnp.float32), jnp.zeros(10))
+  v = np.asarray(out.vertices - out.joints[0])
+  plane = np.asarray(estimate_ground_plane(jnp.asarray(v), jnp.asarray(rotmats, jnp.float32)))
+  up_true = camera @ np.array([0.0, 1.0, 0.0])
+  assert np.degrees(np.arccos(np.clip(plane[:3] @ up_true, -1, 1))) < 0.01
+  pelvis_up = rotmats[0] @ np.array([0.0, 1.0, 0.0])  # What the pelvis alone would say: 50° off.
+  assert np.degrees(np.arccos(np.clip(pelvis_up @ up_true, -1, 1))) > 45

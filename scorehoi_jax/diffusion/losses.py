@@ -107,17 +107,33 @@ def floor_heights(human, obj, up=CAMERA_UP, plane=None):
 BODY_UP = (0.0, 1.0, 0.0)  # The body model's up axis in its canonical frame (SMPL-H and the open model: +y).
 
 
-def estimate_ground_plane(human, root_rotmat, body_up=BODY_UP):
-  """[4] ground plane (n, c) from a posed body alone: n = R_root · up_body, through the lowest point.
+FOOT_CHAINS = ((0, 1, 4, 7), (0, 2, 5, 8))  # Pelvis → hip → knee → ankle, left and right (SMPL-H).
 
-  For a photo with unknown camera pitch the pelvis's up axis is the gravity
-  direction (people stand, walk, carry, sit upright) and the feet, or whatever
-  is lowest along it, touch the floor. The camera's −y axis — the released
-  code's implicit floor — is off by the camera's pitch (7–35° on capture
-  rigs), which tilts every object pulled onto it. No gradient flows through
-  the plane: it is a reference, not something guidance may move.
+
+def estimate_ground_plane(human, rotmats, body_up=BODY_UP):
+  """[4] ground plane (n, c) from a posed body alone: n = the mean up axis of both feet, through the lowest point.
+
+  For a photo with unknown camera pitch the feet are the best witnesses of the
+  floor: people stand, walk, bend, lift, squat and sit with their feet flat on
+  it, so each ankle's world rotation turns the rest pose's up axis (flat feet)
+  into the floor's normal, whatever the trunk does. The pelvis would not do:
+  it tilts 30–60° when a person bends to lift a box. The camera's −y axis —
+  the released code's implicit floor — is off by the camera's pitch (7–35° on
+  capture rigs), which tilts every object pulled onto it. The plane passes
+  through the lowest body point along n. No gradient flows through it: it is
+  a reference, not something guidance may move.
+
+  human [Nh, 3] pelvis-centred points; rotmats [52, 3, 3] local joint rotations
+  (joint 0 = global orientation in camera axes).
   """
-  n = jax.lax.stop_gradient(root_rotmat @ jnp.asarray(body_up, root_rotmat.dtype))
+  rotmats = jax.lax.stop_gradient(rotmats)
+  up = jnp.asarray(body_up, rotmats.dtype)
+  n = jnp.zeros(3, rotmats.dtype)
+  for chain in FOOT_CHAINS:
+    r = rotmats[chain[0]]
+    for j in chain[1:]:
+      r = r @ rotmats[j]
+    n = n + r @ up
   n = n / jnp.linalg.norm(n)
   c = -jnp.min(jax.lax.stop_gradient(human) @ n)
   return jnp.concatenate([n, c[None]])

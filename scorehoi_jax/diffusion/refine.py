@@ -122,7 +122,7 @@ def loss_terms(x0, masks, inputs: RefineInputs, body_model, stats, weights: Guid
   if settings.floor == "plane" and plane is None:
     raise ValueError("refine: settings.floor='plane' but RefineInputs.ground_plane is None.")
   if settings.floor == "body" and plane is None:
-    plane = jax.vmap(estimate_ground_plane)(dec.human_points, dec.rotmats[:, 0])
+    plane = jax.vmap(estimate_ground_plane)(dec.human_points, dec.rotmats)
 
   def one(h, o, r, t, sdf, m_h, m_o, m_of, wi, pl):
     return physical_loss(h, o, r, t, sdf, m_h, m_o, m_of, wi, pt_mode=settings.pt_mode,
