@@ -22,7 +22,7 @@ from tiny_model import write_tiny_model  # noqa: E402
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "refine_paper.py") + ":runlocal"
+CONFIG = "refine_paper:runlocal"
 EXAMPLES = demo.examples_dir()
 OBJECTS = {"lift_box": "boxmedium", "hold_ball": "basketball"}
 
