@@ -206,7 +206,8 @@ def _cmd_sweep(args) -> int:
   print("\n".join(summary["table"]))
   print(f"sweep: {len(summary['ran'])} points run, {len(summary['skipped'])} already done; "
         f"{summary['compiles']} compile(s) for {summary['static_structures']} static structure(s)")
-  print(f"results in {args.out}/ (sweep.md, sweep.json, pareto.png, curves.png, points/)")
+  files = [f for f in ("sweep.md", "sweep.json", "pareto.png", "curves.png") if os.path.exists(os.path.join(args.out, f))]
+  print(f"results in {args.out}/ ({', '.join(files)}, points/)")
   return 0
 
 

@@ -261,7 +261,7 @@ def run_sweep(model, data_dir: str, grid_items, out_dir: str, *, refine_config, 
       groups.setdefault(settings_from_config(cfg), []).append(i)
     except ValueError as e:
       raise SweepError(f"grid point {names[i]}: {e}") from None
-  data, scorer, compiles, ran = None, None, 0, []
+  data, scorer, compiles, ran, compile_seconds = None, None, 0, [], []
   for settings, members in groups.items():
     todo = [i for i in members if not os.path.exists(os.path.join(point_dir, names[i] + ".json"))]
     if not todo:
@@ -270,11 +270,18 @@ def run_sweep(model, data_dir: str, grid_items, out_dir: str, *, refine_config, 
     if data is None:
       data = _Data(data_dir, split, dataset, limit, batch_size, recon.image_size, num_samples, progress)
       scorer = E.make_scorer(recon.bodies, num_samples, hand_mean=settings.hand_mean)
-    for i in tqdm(todo, desc=f"sweep ({len(todo)} points, one program)", disable=not progress):
+    weights_of = {}
+    for i in todo:
       try:
-        weights = weights_from_config(cfgs[i])
+        weights_of[i] = weights_from_config(cfgs[i])
       except ValueError as e:
         raise SweepError(f"grid point {names[i]}: {e}") from None
+    t0 = time.perf_counter()  # Compile once, untimed in the points' seconds per frame.
+    import jax
+    jax.block_until_ready(recon(data.batches[0][0], data.batches[0][2]["geometry"], weights_of[todo[0]]))
+    compile_seconds.append(time.perf_counter() - t0)
+    for i in tqdm(todo, desc=f"sweep ({len(todo)} points, one program)", disable=not progress):
+      weights = weights_of[i]
       frames, reg, curve, seconds = _score_point(recon, weights, data, scorer, stage)
       _write_json(os.path.join(point_dir, names[i] + ".json"),
                   {"name": names[i], "point": points[i], "frames": frames, "regressor_frames": reg,
@@ -283,7 +290,7 @@ def run_sweep(model, data_dir: str, grid_items, out_dir: str, *, refine_config, 
     compiles += recon._fn._cache_size()
   summary = write_report(out_dir, names, points, resamples=resamples, curves=curves)
   summary.update(compiles=compiles, ran=ran, skipped=[n for n in names if n not in ran],
-                 static_structures=len(groups))
+                 static_structures=len(groups), compile_seconds=compile_seconds)
   _write_json(os.path.join(out_dir, "sweep.json"), summary)
   return summary
 
