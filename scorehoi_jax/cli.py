@@ -263,6 +263,52 @@ def _cmd_objects(args) -> int:
   return 0
 
 
+def _cmd_sweep(args) -> int:
+  from scorehoi_jax.config import load_config
+  from scorehoi_jax.model_store import load_model
+  from scorehoi_jax.sweep import run_sweep
+  if not os.path.isdir(args.data):
+    raise ScoreHOIError(f"{args.data}: data folder not found (make one with `scorehoi prepare`).")
+  cfg = load_config(args.config, args.overrides)
+  model = load_model(args.checkpoint)
+  curves = [c for c in args.curves.split(",") if c] if args.curves else None
+  summary = run_sweep(model, args.data, args.grid, args.out, refine_config=cfg, split=args.split,
+                      dataset=args.dataset, limit=args.limit, batch_size=args.batch, num_samples=args.samples,
+                      stage=args.stage, trace=not args.no_trace, curves=curves, resamples=args.resamples,
+                      progress=not args.quiet, checkpoint_name=args.checkpoint or "shipped")
+  print("\n".join(summary["table"]))
+  print(f"sweep: {len(summary['ran'])} points run, {len(summary['skipped'])} already done; "
+        f"{summary['compiles']} compile(s) for {summary['static_structures']} static structure(s)")
+  files = [f for f in ("sweep.md", "sweep.json", "pareto.png", "curves.png") if os.path.exists(os.path.join(args.out, f))]
+  print(f"results in {args.out}/ ({', '.join(files)}, points/)")
+  return 0
+
+
+def _add_sweep(sub) -> None:
+  sw = sub.add_parser("sweep", help="evaluate a grid of guidance settings (one compile per static structure)",
+                      description="Scores every point of a grid of refine-config fields on a prepared split; "
+                                  "weights are traced, so a grid over guidance.* compiles once. Resumable. "
+                                  "See scorehoi_jax/sweep.py.")
+  sw.add_argument("--config", default="refine_paper", help=_REFINE_CONFIG_HELP)
+  sw.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
+  sw.add_argument("--data", required=True, help="the data dir given to `scorehoi prepare --out`")
+  sw.add_argument("--dataset", default="synthetic_hoi", help="TFDS dataset name (synthetic_hoi)")
+  sw.add_argument("--split", default="test")
+  sw.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2,...",
+                  help="a config field and its values, e.g. guidance.rho=0.5,1,2 (repeat: Cartesian product)")
+  sw.add_argument("--limit", type=int, default=None, help="only the first N frames")
+  sw.add_argument("--batch", type=int, default=16, help="batch size (fixed shape; the last batch is padded)")
+  sw.add_argument("--samples", type=int, default=None, help="Chamfer surface samples per mesh (default 6000)")
+  sw.add_argument("--stage", default="refined", choices=("refined", "final"),
+                  help="score the refinement's output (default) or the CRFormer's")
+  sw.add_argument("--curves", default=None, help="comma-separated point names for curves.png (default: all, ≤ 9)")
+  sw.add_argument("--no-trace", action="store_true", help="no refine traces (no loss curves; a lighter program)")
+  sw.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+  sw.add_argument("--out", required=True, help="results folder (a rerun resumes)")
+  sw.add_argument("--quiet", action="store_true", help="no progress bars")
+  sw.set_defaults(func=_cmd_sweep)
+
+
 def _not_yet(name):
   def run(args) -> int:
     print(f"scorehoi {name}: not yet available in this version ({_NOT_YET[name]}).", file=sys.stderr)
@@ -277,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", metavar="COMMAND")
   _add_demo_and_reconstruct(sub)
   _add_evaluate(sub)
+  _add_sweep(sub)
   prep = sub.add_parser("prepare", help="convert a dataset into our TFDS format")
   prep_sub = prep.add_subparsers(dest="dataset", metavar="DATASET", required=True)
   p = prep_sub.add_parser("synthetic", help="generate our synthetic benchmark (resumable)")
@@ -346,7 +393,7 @@ def main(argv=None) -> int:
   args, extra = parser.parse_known_args(argv)
   from scorehoi_jax.config import split_overrides
   args.overrides, unknown = split_overrides(extra)
-  if unknown or (args.overrides and getattr(args, "command", None) not in ("train", "evaluate")):
+  if unknown or (args.overrides and getattr(args, "command", None) not in ("train", "evaluate", "sweep")):
     parser.error(f"unrecognized arguments: {' '.join(unknown or args.overrides)}")
   if not getattr(args, "func", None):
     parser.print_help()

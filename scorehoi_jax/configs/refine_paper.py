@@ -60,6 +60,14 @@ def get_config(arg=None):
       # and the placement fit to the masks before refining (refine.fit_steps Adam steps).
       use_mask=False,
       fit_steps=0,
+      # Schedules (diffusion/refine.py docstring; the defaults are the paper's): λ(t) shape per term, e.g.
+      # {"pt": "linear"} with guidance.lambda_end.pt the value at t = 0; K guidance corrections per step;
+      # DDIM η > 0 (guidance.eta, guidance.seed).
+      term_schedules=ml_collections.ConfigDict(),
+      grad_steps=1,
+      stochastic=False,
+      trace=False,  # Per-step, per-term traces in RefineOutput.trace (memory; `scorehoi sweep` turns it on).
+      trace_x0=False,
   ))
 
   cfg.guidance = ml_collections.ConfigDict(dict(
@@ -72,6 +80,15 @@ def get_config(arg=None):
       margin=0.02,  # δ (m).
       grad_clip=1.0,  # Used by grad_mode clip/normalize only.
       lambda_mask=0.0,  # λ_mask of the image-evidence term (used when refine.use_mask).
+      # Schedules, traced (a sweep over them never recompiles); these defaults change nothing.
+      rho_rounds=1.0,  # ρ multiplier per round: a number or a list of num_rounds numbers.
+      lambda_end=ml_collections.ConfigDict(),  # {term: λ at t = 0} for refine.term_schedules.
+      t_lo=-float("inf"),  # Guidance window: only steps with t_lo <= t <= t_hi are guided.
+      t_hi=float("inf"),
+      eta=0.0,  # DDIM η (refine.stochastic=True).
+      seed=0,
+      # Per-part multipliers of the guidance step (6D rotations, metres and normalised betas share one ρ).
+      scale_body=1.0, scale_hands=1.0, scale_obj_rot=1.0, scale_obj_trans=1.0, scale_betas=1.0,
   ))
 
   cfg.denoiser = ml_collections.ConfigDict(dict(

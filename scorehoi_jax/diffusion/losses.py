@@ -43,9 +43,26 @@ class GuidanceWeights:
   margin: jnp.ndarray = CONTACT_MARGIN
   grad_clip: jnp.ndarray = 1.0  # Norm bound/target for grad_mode 'clip'/'normalize'.
   lambda_mask: jnp.ndarray = 0.0  # Image evidence (diffusion/image_evidence.py); used when settings.use_mask.
+  # Schedules (diffusion/refine.py; SCHEDULE_FIELDS): not read by the loss itself. Defaults change nothing.
+  rho_rounds: jnp.ndarray = 1.0  # Multiplies ρ per round: scalar or [N].
+  lambda_end: dict = dataclasses.field(default_factory=dict)  # {term: λ at t = 0} for RefineSettings.term_schedules.
+  t_lo: jnp.ndarray = -jnp.inf  # Guidance window: steps with t_lo ≤ t ≤ t_hi are guided.
+  t_hi: jnp.ndarray = jnp.inf
+  eta: jnp.ndarray = 0.0  # DDIM η of the sampling steps (used when RefineSettings.stochastic).
+  seed: jnp.ndarray = 0  # Noise seed of η > 0 (int).
+  scale_body: jnp.ndarray = 1.0  # Per-part multipliers of the guidance step: global + 21 body joints,
+  scale_hands: jnp.ndarray = 1.0  # 30 hand joints,
+  scale_obj_rot: jnp.ndarray = 1.0  # object rotation,
+  scale_obj_trans: jnp.ndarray = 1.0  # object translation,
+  scale_betas: jnp.ndarray = 1.0  # normalised betas.
 
   def as_arrays(self) -> "GuidanceWeights":
-    return jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), self)
+    out = jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), self)
+    return dataclasses.replace(out, seed=jnp.asarray(self.seed, jnp.int32))
+
+
+SCHEDULE_FIELDS = ("rho_rounds", "lambda_end", "t_lo", "t_hi", "eta", "seed", "scale_body", "scale_hands",
+                   "scale_obj_rot", "scale_obj_trans", "scale_betas")
 
 
 class LossTerms(NamedTuple):

@@ -14,6 +14,20 @@ change recompiles); the knobs researchers sweep (ρ, λ's, margin, clip) live in
 ``GuidanceWeights`` (traced; a change never recompiles), as do the denoiser
 parameters, the body model arrays and the inputs.
 
+Schedules (research surface; structure static, values traced; defaults change nothing):
+  ρ per round            weights.rho_rounds [N] multiplies ρ in round n;
+  λ(t) per term          settings.term_schedules (('pt', 'linear'), …): λ_k(t) = λ_k^end + (λ_k − λ_k^end) s(t),
+                         s = ddim.guidance_weight (1 at the noisiest step, → 0 at t = 0), λ_k^end = weights.lambda_end[k];
+  guidance window        weights.t_lo ≤ t ≤ weights.t_hi (other steps unguided);
+  K gradient steps per t settings.grad_steps;
+  DDIM η > 0             settings.stochastic with weights.eta and weights.seed;
+  per-part step scale    weights.scale_{body,hands,obj_rot,obj_trans,betas} multiply the guidance gradient.
+
+Traces (settings.trace, off by default): RefineOutput.trace holds, per round and sampling step, every
+LossTerms field at the x̂0 the guidance saw, the norm of each term's ∇_{x̂0} per part of x (PARTS), the
+sizes of the prior's and the guidance's updates, optionally (settings.trace_x0) the x̂0 trajectory, and
+per round the number of mask entries on and flipped since the previous round.
+
 Released-code behaviour (notes §0.3, §2.3–2.4, §5.1) is reachable with
 ``cdir=False`` (masks from the initial estimate, frozen), ``carry='latent'``
 (the next round inverts from the t = 0 latent of the last step rather than
@@ -32,9 +46,17 @@ from scorehoi_jax.body.model import BodyModel
 from scorehoi_jax.diffusion import ddim
 from scorehoi_jax.diffusion.contact import ContactFn
 from scorehoi_jax.diffusion.image_evidence import batched_mask_loss
-from scorehoi_jax.diffusion.losses import CAMERA_UP, GuidanceWeights, LossTerms, estimate_ground_plane, physical_loss
+from scorehoi_jax.diffusion.losses import (CAMERA_UP, SCHEDULE_FIELDS, GuidanceWeights, LossTerms,
+                                           estimate_ground_plane, physical_loss)
 from scorehoi_jax.diffusion.schedule import cosine_schedule
-from scorehoi_jax.diffusion.xpack import X_DIM, BetasStats, Decoded, decode_x
+from scorehoi_jax.diffusion.xpack import BETAS, OBJ_ROT, OBJ_TRANS, POSE, X_DIM, BetasStats, Decoded, decode_x
+
+# Parts of x for per-part step scales and gradient norms: pelvis + 21 body joints, the 30 hand joints, the
+# object's rotation and translation, the betas.
+PARTS = (("body", slice(0, 22 * 6)), ("hands", slice(22 * 6, POSE.stop)), ("obj_rot", OBJ_ROT),
+         ("obj_trans", OBJ_TRANS), ("betas", BETAS))
+PART_NAMES = tuple(n for n, _ in PARTS)
+TERM_NAMES = tuple(f for f in LossTerms._fields if f != "total")
 from scorehoi_jax.objects.geometry import ObjectGeometry
 
 
@@ -70,6 +92,12 @@ class RefineSettings:
   # reconstruct first fits the pelvis and object placement to the masks by fit_steps Adam steps.
   use_mask: bool = False
   fit_steps: int = 0
+  # Schedules (module docstring): λ(t) shapes per term, K guidance corrections per step, DDIM η > 0.
+  term_schedules: tuple = ()  # ((term, 'constant' | 'linear' | 'cosine'), ...), term in TERM_NAMES.
+  grad_steps: int = 1
+  stochastic: bool = False
+  trace: bool = False  # RefineOutput.trace (per-step terms, per-part gradient norms, step sizes, mask flips).
+  trace_x0: bool = False  # Also the x̂0 trajectory [R, S, B, 331] (needs trace).
 
   def __post_init__(self):
     for name, val, ok in (("pt_mode", self.pt_mode, ("sdf", "inert", "off")),
@@ -82,6 +110,17 @@ class RefineSettings:
     if self.use_diffusion and self.num_rounds < 1:
       raise ValueError(f"RefineSettings.num_rounds must be >= 1, got {self.num_rounds}.")
     ddim.timesteps(self.tau, self.dt)  # Validates τ and Δt.
+    for item in self.term_schedules:
+      if not (isinstance(item, tuple) and len(item) == 2 and item[0] in TERM_NAMES and item[1] in ddim.SCHEDULES):
+        raise ValueError(f"RefineSettings.term_schedules: {item!r}; expected (term, shape) with term in "
+                         f"{TERM_NAMES} and shape in {ddim.SCHEDULES}.")
+    if self.grad_steps < 1:
+      raise ValueError(f"RefineSettings.grad_steps must be >= 1, got {self.grad_steps}.")
+    if self.grad_steps > 1 and self.through_denoiser:
+      raise ValueError("RefineSettings.grad_steps > 1 needs through_denoiser=False (the gradient through the "
+                       "denoiser is taken at x_t and would repeat unchanged).")
+    if self.trace_x0 and not self.trace:
+      raise ValueError("RefineSettings.trace_x0=True needs trace=True.")
 
 
 @jax.tree_util.register_dataclass
@@ -97,6 +136,18 @@ class RefineInputs:
   evidence: Any = None  # image_evidence.ImageEvidence when settings.use_mask.
 
 
+class RefineTrace(NamedTuple):
+  """Diagnostics of settings.trace (R rounds, S sampling steps, B batch, P = len(PARTS))."""
+  timesteps: jnp.ndarray  # [S] t of each sampling step (noisiest first).
+  terms: LossTerms  # Each [R, S, B]: every term at the x̂0 of each step (λ(t) in total), that round's masks.
+  grad_norm: LossTerms  # Each [R, S, B, P]: ‖∇_{x̂0} term‖ over each part of x (before ρ, w(t), clipping).
+  prior_step: jnp.ndarray  # [R, S, B] ‖x_{t'}^prior − x_t‖ (the unguided DDIM update).
+  guidance_step: jnp.ndarray  # [R, S, B] ‖x_{t'} − x_{t'}^prior‖ (what guidance adds).
+  mask_on: tuple  # (h [R, B], o [R, B], of [R, B]) mask entries on in each round.
+  mask_flipped: tuple  # Same shapes: entries that changed since the previous round (0 in round 1).
+  x0_hat: Any = None  # [R, S, B, 331] with settings.trace_x0.
+
+
 class RefineOutput(NamedTuple):
   x0: jnp.ndarray  # [B, 331] refined x_0^N.
   decoded: Decoded  # x0 decoded on the (subset) body model passed in.
@@ -104,6 +155,7 @@ class RefineOutput(NamedTuple):
   losses: LossTerms  # Each [R + 1, B]: at x_init (row 0) and after each round, with that round's masks.
   step_losses: jnp.ndarray  # [R, S, B] guidance loss at x̂0 of every sampling step.
   x_rounds: jnp.ndarray  # [R, B, 331] x_0^n after each round n = 1 … N (x0 is the last).
+  trace: Any = None  # RefineTrace with settings.trace.
 
 
 def masks_from_probs(probs, settings: RefineSettings):
@@ -117,6 +169,7 @@ def loss_terms(x0, masks, inputs: RefineInputs, body_model, stats, weights: Guid
   """Per-sample L_P [B] at x0 (decoded on body_model) and the decoded geometry."""
   dec = decode_x(x0, body_model, inputs.objects.template, stats, settings.hand_mean)
   b = x0.shape[0]
+  weights = dataclasses.replace(weights, **{k: None for k in SCHEDULE_FIELDS})  # The loss reads none of these.
   w = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (b,)), weights)
   plane = inputs.ground_plane if settings.floor in ("plane", "body") else None
   if settings.floor == "plane" and plane is None:
@@ -145,15 +198,54 @@ def predict_contacts(x, inputs: RefineInputs, body_model, stats, contact_fn: Con
   return tuple(contact_fn(dec.human_points, dec.object_points, inputs.aux))
 
 
+def weights_at(weights: GuidanceWeights, t, settings: RefineSettings) -> GuidanceWeights:
+  """weights with λ_k(t) = λ_k^end + (λ_k − λ_k^end) s_k(t) for each (k, s_k) of settings.term_schedules.
+
+  t: [B] int timesteps; s_k = ddim.guidance_weight(shape, t, top of the grid) is 1 at the noisiest step.
+  """
+  if not settings.term_schedules:
+    return weights
+  top = int(ddim.timesteps(settings.tau, settings.dt)[-1])
+  repl = {}
+  for term, shape in settings.term_schedules:
+    lam = getattr(weights, f"lambda_{term}")
+    end = jnp.asarray(weights.lambda_end.get(term, 0.0), jnp.float32)
+    repl[f"lambda_{term}"] = end + (lam - end) * ddim.guidance_weight(shape, t, top)
+  return dataclasses.replace(weights, **repl)
+
+
+def part_scale(weights: GuidanceWeights) -> jnp.ndarray:
+  """[331] (or [B, 331]) per-entry multipliers of the guidance gradient from weights.scale_<part>."""
+  vals = jnp.broadcast_arrays(*[jnp.asarray(getattr(weights, f"scale_{n}"), jnp.float32) for n in PART_NAMES])
+  return jnp.concatenate([jnp.repeat(v[..., None], sl.stop - sl.start, axis=-1) for v, (_, sl) in zip(vals, PARTS)],
+                         axis=-1)
+
+
+def part_norms(g) -> jnp.ndarray:
+  """[..., P] norm of g [..., 331] over each part of x."""
+  return jnp.stack([jnp.sqrt(jnp.sum(g[..., sl] ** 2, axis=-1)) for _, sl in PARTS], axis=-1)
+
+
+def mask_stats(probs, settings: RefineSettings) -> tuple[tuple, tuple]:
+  """((on_h, on_o, on_of), (flipped_h, ...)) each [R, B] from per-round probabilities [R, B, N]."""
+  on, flipped = [], []
+  for p in probs:
+    m = masks_from_probs((p,), settings)[0] > 0.5  # Soft masks: 'on' where M > 0.5.
+    on.append(jnp.sum(m, axis=-1).astype(jnp.int32))
+    flips = jnp.sum(m[1:] != m[:-1], axis=-1).astype(jnp.int32)
+    flipped.append(jnp.concatenate([jnp.zeros_like(on[-1][:1]), flips], axis=0))
+  return tuple(on), tuple(flipped)
+
+
 def refine_output(x_final, probs, terms: LossTerms, step_losses, x_rounds, inputs: RefineInputs, body_model,
-                  stats, weights: GuidanceWeights, settings: RefineSettings) -> RefineOutput:
+                  stats, weights: GuidanceWeights, settings: RefineSettings, trace=None) -> RefineOutput:
   """The RefineOutput of rounds scanned from inputs.x_init: prepends L_P at x_init (with the first round's
   masks) to the per-round terms and decodes the final x. Shared by refine and the baselines."""
   init_terms, _ = loss_terms(inputs.x_init, masks_from_probs(tuple(p[0] for p in probs), settings), inputs,
                              body_model, stats, weights, settings)
   losses = jax.tree_util.tree_map(lambda i, r: jnp.concatenate([i[None], r], 0), init_terms, terms)
   dec = decode_x(x_final, body_model, inputs.objects.template, stats, settings.hand_mean)
-  return RefineOutput(x_final, dec, tuple(probs), losses, step_losses, x_rounds)
+  return RefineOutput(x_final, dec, tuple(probs), losses, step_losses, x_rounds, trace)
 
 
 def refine(params, inputs: RefineInputs, body_model: BodyModel, stats: BetasStats,
@@ -178,7 +270,15 @@ def refine(params, inputs: RefineInputs, body_model: BodyModel, stats: BetasStat
     raise ValueError(f"refine: RefineInputs.x_init has shape {x_init.shape}, expected [B, {X_DIM}].")
   a = ddim.clean_endpoint(cosine_schedule() if alphas_cumprod is None else alphas_cumprod, settings.clean_endpoint)
   weights = weights.as_arrays()
-  terms_at = lambda x, m: loss_terms(x, m, inputs, body_model, stats, weights, settings)
+  rho_rounds = weights.rho_rounds
+  if rho_rounds.ndim > 1 or (rho_rounds.ndim == 1 and rho_rounds.shape[0] != settings.num_rounds):
+    raise ValueError(f"refine: GuidanceWeights.rho_rounds has shape {rho_rounds.shape}; expected a scalar or "
+                     f"[{settings.num_rounds}] (one ρ multiplier per round).")
+  unknown = set(weights.lambda_end) - {k for k, _ in settings.term_schedules}
+  if unknown:
+    raise ValueError(f"refine: GuidanceWeights.lambda_end names {sorted(unknown)}, which have no entry in "
+                     f"RefineSettings.term_schedules {settings.term_schedules}.")
+  terms_at = lambda x, m, w=weights: loss_terms(x, m, inputs, body_model, stats, w, settings)
 
   predict = lambda x: predict_contacts(x, inputs, body_model, stats, contact_fn, settings)
 
@@ -193,25 +293,54 @@ def refine(params, inputs: RefineInputs, body_model: BodyModel, stats: BetasStat
   eps_fn = lambda x, t: denoiser.apply(params, x, t, cond, method="denoise")
   frozen = None if settings.cdir else predict(x_init)
 
-  def round_fn(carry, _):
+  scale = part_scale(weights)
+  step_t = jnp.asarray(ddim.timesteps(settings.tau, settings.dt)[:0:-1])  # [S] t of each sampling step.
+
+  def step_trace(x0_hat, masks):
+    """(LossTerms [S, B], per-term per-part ∇_{x̂0} norms LossTerms [S, B, P]) along an x̂0 trajectory."""
+    def one(args):
+      xh, t = args
+      f = lambda x: terms_at(x, masks, weights_at(weights, jnp.full(x.shape[:1], t), settings))[0]
+      terms, vjp = jax.vjp(f, xh)
+      k = len(terms)
+      onehot = lambda i: type(terms)(*[jnp.ones_like(v) if j == i else jnp.zeros_like(v) for j, v in enumerate(terms)])
+      return terms, type(terms)(*[part_norms(vjp(onehot(i))[0]) for i in range(k)])
+    return jax.lax.map(one, (x0_hat, step_t))
+
+  def round_fn(carry, xs):
     x0, x_lat = carry
+    n, rho_n = xs
     probs = predict(x0) if settings.cdir else frozen
     masks = masks_from_probs(probs, settings)
     start = x0 if settings.carry == "x0" else x_lat
     x_tau = ddim.ddim_invert(eps_fn, start, a, settings.tau, settings.dt, settings.invert_iters)
     grad_fn = None
     if settings.use_guidance:
-      loss_fn = lambda x: terms_at(x, masks)[0].total
-      grad_fn = ddim.make_guidance_grad_fn(loss_fn, a, eps_fn, settings.through_denoiser)
-    x_new, aux = ddim.ddim_sample(eps_fn, x_tau, a, settings.tau, settings.dt, grad_fn, rho=weights.rho,
+      loss_fn = lambda x, t: terms_at(x, masks, weights_at(weights, t, settings))[0].total
+      grad_fn = ddim.make_guidance_grad_fn(loss_fn, a, eps_fn, settings.through_denoiser, with_t=True)
+    noise = {}
+    if settings.stochastic:
+      noise = dict(eta=weights.eta, key=jax.random.fold_in(jax.random.PRNGKey(weights.seed), n))
+    x_new, aux = ddim.ddim_sample(eps_fn, x_tau, a, settings.tau, settings.dt, grad_fn, rho=weights.rho * rho_n,
                                   schedule=settings.schedule, grad_mode=settings.grad_mode,
-                                  grad_clip=weights.grad_clip, return_aux=True)
+                                  grad_clip=weights.grad_clip, return_aux=True, window=(weights.t_lo, weights.t_hi),
+                                  grad_scale=scale, grad_steps=settings.grad_steps, trace=settings.trace, **noise)
     terms, _ = terms_at(x_new, masks)
-    return (x_new, aux.x_latent), (probs, terms, aux.loss, x_new)
+    tr = None
+    if settings.trace:
+      tr = step_trace(aux.x0_hat, masks) + (aux.prior_step, aux.guidance_step,
+                                            aux.x0_hat if settings.trace_x0 else None)
+    return (x_new, aux.x_latent), (probs, terms, aux.loss, x_new, tr)
 
-  (x_final, _), (probs, terms, step_losses, x_rounds) = jax.lax.scan(
-      round_fn, (x_init, x_init), None, length=settings.num_rounds)
-  return refine_output(x_final, probs, terms, step_losses, x_rounds, inputs, body_model, stats, weights, settings)
+  rounds = (jnp.arange(settings.num_rounds, dtype=jnp.int32), jnp.broadcast_to(rho_rounds, (settings.num_rounds,)))
+  (x_final, _), (probs, terms, step_losses, x_rounds, tr) = jax.lax.scan(round_fn, (x_init, x_init), rounds)
+  trace = None
+  if settings.trace:
+    on, flipped = mask_stats(probs, settings)
+    trace = RefineTrace(timesteps=step_t, terms=tr[0], grad_norm=tr[1], prior_step=tr[2], guidance_step=tr[3],
+                        mask_on=on, mask_flipped=flipped, x0_hat=tr[4])
+  return refine_output(x_final, probs, terms, step_losses, x_rounds, inputs, body_model, stats, weights, settings,
+                       trace)
 
 
 def make_refine_fn(denoiser, contact_fn: ContactFn, settings: RefineSettings, alphas_cumprod=None):

@@ -7,6 +7,7 @@ config itself.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -33,14 +34,22 @@ def settings_from_config(cfg) -> RefineSettings:
       schedule=r.schedule, grad_mode=r.grad_mode, mask_mode=r.mask_mode,
       mask_threshold=float(r.mask_threshold), floor=r.floor, up=tuple(r.up), hand_mean=bool(r.hand_mean),
       clean_endpoint=bool(r.get("clean_endpoint", False)), invert_iters=int(r.get("invert_iters", 0)),
-      use_mask=bool(r.get("use_mask", False)), fit_steps=int(r.get("fit_steps", 0)))
+      use_mask=bool(r.get("use_mask", False)), fit_steps=int(r.get("fit_steps", 0)),
+      term_schedules=tuple(sorted((str(k), str(v)) for k, v in dict(r.get("term_schedules", {})).items())),
+      grad_steps=int(r.get("grad_steps", 1)), stochastic=bool(r.get("stochastic", False)),
+      trace=bool(r.get("trace", False)), trace_x0=bool(r.get("trace_x0", False)))
 
 
 def weights_from_config(cfg) -> GuidanceWeights:
-  """cfg.guidance -> GuidanceWeights (the traced part)."""
+  """cfg.guidance -> GuidanceWeights (the traced part): every GuidanceWeights field the config sets."""
   g = cfg.guidance
-  return GuidanceWeights(rho=g.rho, lambda_ho=g.lambda_ho, lambda_of=g.lambda_of, lambda_pt=g.lambda_pt,
-                         margin=g.margin, grad_clip=g.grad_clip, lambda_mask=g.get("lambda_mask", 0.0)).as_arrays()
+  names = {f.name for f in dataclasses.fields(GuidanceWeights)}
+  unknown = sorted(set(g.keys()) - names)
+  if unknown:
+    raise ValueError(f"config.guidance: unknown field(s) {unknown}; GuidanceWeights has {sorted(names)}.")
+  vals = {k: (dict(v) if hasattr(v, "items") else v) for k, v in g.items()}
+  vals = {k: (jnp.asarray(v) if isinstance(v, (list, tuple)) else v) for k, v in vals.items()}
+  return GuidanceWeights(**vals).as_arrays()
 
 
 def betas_stats_from_config(cfg) -> BetasStats:
