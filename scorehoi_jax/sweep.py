@@ -158,7 +158,6 @@ def _score_point(recon, weights, data: _Data, scorer, stage: str):
   import jax
   import jax.numpy as jnp
   from scorehoi_jax.evaluation import evaluator as E
-  from scorehoi_jax.evaluation.metrics import contact_precision_recall
   names = E.stage_names(0)  # regressor, refined, final, ground_truth: the rounds are not scored here.
   rows = {s: {k: [] for k in PER_FRAME + ("precision", "recall", "valid_p", "valid_r")} for s in ("regressor", stage)}
   trace_sum, seconds = None, 0.0
@@ -168,18 +167,16 @@ def _score_point(recon, weights, data: _Data, scorer, stage: str):
     seconds += time.perf_counter() - t0
     gt = {k: jnp.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}
     obj = {k: (jnp.asarray(v) if k != "geometry" else v) for k, v in arrays.items()}
-    per, geo = scorer(stages._replace(x_rounds=stages.x_rounds[:0]), recon.stats, gt, obj)
+    # The evaluator's scorer, field protocol: contacts of every body vertex within 5 cm, GT from the GT meshes.
+    per = scorer(stages._replace(x_rounds=stages.x_rounds[:0]), recon.stats, gt, obj)
     per = {k: np.asarray(v) for k, v in per.items()}
-    geo = {k: np.asarray(v) for k, v in geo.items()}
-    labels = np.asarray(batch["human_contact"]) > 0.5
     for s, acc in rows.items():
       si = names.index(s)
       for k in PER_FRAME:
         acc[k].extend(per[k][si, :valid].tolist())
-      pred = np.stack([objs[i].contacts(geo["human"][si, i], geo["rotmat"][si, i], geo["trans"][si, i])
-                       for i in range(valid)])
-      for k, v in zip(("precision", "recall", "valid_p", "valid_r"), contact_precision_recall(pred, labels[:valid])):
-        acc[k].extend(np.asarray(v).tolist())
+      for k, src in (("precision", "contact_p"), ("recall", "contact_r"), ("valid_p", "contact_vp"),
+                     ("valid_r", "contact_vr")):
+        acc[k].extend(np.asarray(per[src][si, :valid], np.float64).tolist())
     tr = stages.refine.trace
     if tr is not None:
       sums = {f: np.asarray(getattr(tr.terms, f), np.float64)[..., :valid].sum(-1) for f in tr.terms._fields}
@@ -269,7 +266,7 @@ def run_sweep(model, data_dir: str, grid_items, out_dir: str, *, refine_config, 
     recon = Reconstructor(model, cfgs[todo[0]], settings=settings)
     if data is None:
       data = _Data(data_dir, split, dataset, limit, batch_size, recon.image_size, num_samples, progress)
-      scorer = E.make_scorer(recon.bodies, num_samples, hand_mean=settings.hand_mean)
+      scorer = E.cached_scorer(recon.bodies, num_samples, settings.hand_mean, "full")
     weights_of = {}
     for i in todo:
       try:

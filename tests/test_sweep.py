@@ -16,7 +16,7 @@ from tiny_model import write_tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
-RUNLOCAL = "configs/refine_paper.py:runlocal"
+RUNLOCAL = "refine_paper:runlocal"
 
 
 @pytest.fixture(scope="module")
