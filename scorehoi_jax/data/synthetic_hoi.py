@@ -31,6 +31,8 @@ EXTRA_FEATURES = {
     "seed": ((), np.int64),
     "object_seed": ((), np.int64),
     "crop_box": ((4,), np.float32),
+    "pose_class": ((), "text"),  # What the body does (scenes.POSE_CLASSES).
+    "ground_plane": ((4,), np.float32),  # Floor in camera coordinates: n·x + d = height above it.
 }
 _TEST_SEED_OFFSET = 1_000_003  # The test split's frame seeds: a stream apart from train's.
 
@@ -94,24 +96,31 @@ class SyntheticHoi(make_builder_class(NAME, EXTRA_FEATURES, description=(
     synthetic_beam.record_counts(self, pipeline_result)
 
 
-def prepare_synthetic(out_dir: str, num: int, seed: int = 0, resolution: int = 256, workers: int = 2,
+def prepare_synthetic(out_dir: str, num: int, seed: int = 0, resolution: int | None = None, workers: int = 2,
                       test_fraction: float = 0.1, progress: bool = True, config: SyntheticConfig | None = None,
-                      beam: bool = False, beam_runner: str = "DirectRunner", beam_options: str | None = None):
+                      beam: bool = False, beam_runner: str = "DirectRunner", beam_options: str | None = None,
+                      layout: str | None = None):
   """Generate ``num`` frames (train + test) and build the TFDS dataset in ``out_dir``.
+
+  ``layout`` ("capture" or "centred", SyntheticConfig.layout) and
+  ``resolution`` (image width; None: the layout's default) override ``config``.
 
   ``beam=True`` runs generation and encoding as one Apache Beam pipeline on
   ``beam_runner`` with ``beam_options`` (a command-line string of Beam
   pipeline options; see synthetic_beam.py); ``workers`` is then unused.
   """
   plan = split_plan(num, seed, test_fraction)
-  base = config or SyntheticConfig(resolution=resolution)
+  if config is None:
+    base = SyntheticConfig(layout=layout or "capture", resolution=resolution)
+  else:
+    base = dataclasses.replace(config, **{k: v for k, v in (("layout", layout), ("resolution", resolution))
+                                          if v is not None})
   if beam:
     from scorehoi_jax.data import synthetic_beam
     return synthetic_beam.prepare_synthetic_beam(
-        out_dir, plan, dataclasses.replace(base, resolution=resolution), num=num, seed=seed,
-        test_fraction=test_fraction, runner=beam_runner, options=beam_options)
+        out_dir, plan, base, num=num, seed=seed, test_fraction=test_fraction, runner=beam_runner,
+        options=beam_options)
   raw = raw_dir(out_dir)
   for split, n, split_seed in plan:
-    generate(n, split_seed, raw, workers=workers, resolution=resolution, progress=progress,
-             config=dataclasses.replace(base, split=split, resolution=resolution))
+    generate(n, split_seed, raw, workers=workers, progress=progress, config=dataclasses.replace(base, split=split))
   return prepare(SyntheticHoi(data_dir=out_dir, raw=raw))

@@ -134,29 +134,44 @@ def _rotations(heading: np.ndarray, pitch: np.ndarray) -> np.ndarray:
 
 
 def sample_capture_camera(rng: np.random.Generator, points: np.ndarray, width: int,
-                          azimuth_range: float = np.radians(160.0), candidates: int = 96,
-                          margin: float = 2.0) -> Camera:
-  """A capture-layout camera (module docstring) that sees ``points`` [N, 3] (world), 4:3, ``width`` wide."""
+                          azimuth_range: float = np.radians(160.0), positions: int = 12, pitches: int = 8,
+                          headings: int = 16, margin: float = 2.0) -> Camera:
+  """A capture-layout camera (module docstring) that sees ``points`` [N, 3] (world), 4:3, ``width`` wide.
+
+  Placement: ``positions`` camera positions are drawn (azimuth around the
+  subject, height, distance); for each, a grid of pitches x headings (each
+  cell jittered) is tested. The first position with any camera that keeps
+  every point in the image is used, and one of its valid cells is drawn
+  uniformly, so the subject lands anywhere in the range of framings that
+  fit it, edges included, rather than mostly in the middle.
+  """
   w, h = capture_size(width)
   f = KINECT_FOCAL * w / KINECT_SIZE[0] * rng.uniform(0.97, 1.03)
   princpt = (np.array([w - 1, h - 1]) / 2 + rng.uniform(-1, 1, 2) * CAPTURE_PRINCPT_OFFSET * np.array([w, h]))
   lo, hi = points.min(0), points.max(0)
   centre = 0.5 * (lo + hi)
-  n = candidates
-  azimuth = rng.uniform(-azimuth_range, azimuth_range, n)  # Where the camera stands, from the person's front.
-  height = rng.uniform(*CAPTURE_HEIGHT, n)
-  pitch = np.radians(rng.uniform(*CAPTURE_PITCH, n))
-  dist = rng.uniform(*CAPTURE_DISTANCE, n)
-  half_fov = np.arctan(0.5 * w / f)
-  heading = azimuth + np.pi + rng.uniform(-1, 1, n) * half_fov  # Back towards the subject, turned away a bit.
+  azimuth = rng.uniform(-azimuth_range, azimuth_range, positions)  # Where the camera stands.
+  height = rng.uniform(*CAPTURE_HEIGHT, positions)
+  dist = rng.uniform(*CAPTURE_DISTANCE, positions)
   pos = np.stack([centre[0] + dist * np.sin(azimuth), height, centre[2] + dist * np.cos(azimuth)], -1)
-  rots = _rotations(heading, pitch)
-  sub = points[::max(1, len(points) // 1500)]
-  cam = np.einsum("nij,npj->npi", rots, sub[None] - pos[:, None])  # [n, P, 3]
+  p_lo, p_hi = np.radians(CAPTURE_PITCH)
+  cells = (positions, pitches, headings)  # Each grid cell jittered uniformly within itself.
+  pitch = p_lo + (np.arange(pitches)[:, None] + rng.uniform(size=cells)) * (p_hi - p_lo) / pitches
+  half_fov = np.arctan(0.5 * w / f)
+  turn = -half_fov + (np.arange(headings) + rng.uniform(size=cells)) * 2 * half_fov / headings
+  heading = azimuth[:, None, None] + np.pi + turn  # Back towards the subject, turned away by up to half the view.
+  rots = _rotations(heading.reshape(-1), pitch.reshape(-1)).reshape(positions, pitches * headings, 3, 3)
+  sub = points[::max(1, len(points) // 400)]
+  cam = np.einsum("pkij,pnj->pkni", rots, sub[None] - pos[:, None])  # [P, K, N, 3]
   z = cam[..., 2]
   uv = cam[..., :2] / np.maximum(z, 1e-6)[..., None] * f + princpt
   inside = ((z > 0.3) & (uv[..., 0] >= margin) & (uv[..., 0] <= w - 1 - margin)
-            & (uv[..., 1] >= margin) & (uv[..., 1] <= h - 1 - margin)).mean(1)
-  k = int(np.argmax(inside >= 1.0)) if (inside >= 1.0).any() else int(np.argmax(inside))
-  return Camera(rot=rots[k], position=pos[k], focal=np.array([f, f], np.float32),
+            & (uv[..., 1] >= margin) & (uv[..., 1] <= h - 1 - margin)).mean(-1)  # [P, K]
+  ok = inside >= 1.0
+  if ok.any():
+    p = int(np.argmax(ok.any(1)))
+    k = int(rng.choice(np.nonzero(ok[p])[0]))
+  else:  # Nothing frames it all: keep the view that shows most of it.
+    p, k = np.unravel_index(int(np.argmax(inside)), inside.shape)
+  return Camera(rot=rots[p, k], position=pos[p], focal=np.array([f, f], np.float32),
                 princpt=princpt.astype(np.float32), width=w, height=h)

@@ -139,8 +139,9 @@ def _wall_texture(rng: np.random.Generator, uv: np.ndarray) -> np.ndarray:
 
 def _floor_texture(rng: np.random.Generator, xz: np.ndarray) -> np.ndarray:
   if rng.uniform() < 0.25:  # Carpet: smooth colour noise.
-    c0, c1 = appearance.random_color(rng, val=(0.2, 0.8)), appearance.random_color(rng, val=(0.2, 0.8))
-    t = _noise(rng, xz, rng.uniform(0.05, 0.4))[:, None]
+    c0 = appearance.random_color(rng, sat=(0.05, 0.6), val=(0.2, 0.8))
+    c1 = np.clip(c0 * rng.uniform(0.6, 0.9) + rng.normal(0.0, 0.04, 3), 0, 1)
+    t = _noise(rng, xz, rng.uniform(0.02, 0.2))[:, None]
     col = c0 * (1 - t) + c1 * t
   else:
     col = appearance.floor_texture(rng, xz)
