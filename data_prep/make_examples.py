@@ -32,10 +32,10 @@ from PIL import Image
 
 # (name, interaction, allowed object categories, generator seed).
 EXAMPLES = (
-    ("lift_box", "lift", ("boxmedium", "boxlarge"), 1001),
-    ("sit_chair", "sit", ("chairwood", "chairblack"), 1001),
-    ("hold_ball", "hold_one_hand", ("basketball",), 1000),
-    ("carry_yogaball", "carry", ("yogaball",), 1001),
+    ("lift_box", "lift", ("boxmedium", "boxlarge"), 1005),  # Person at the left, low in the frame.
+    ("sit_chair", "sit", ("chairwood", "chairblack"), 1004),  # At the left.
+    ("hold_ball", "hold_one_hand", ("basketball",), 1002),  # At the right, far.
+    ("carry_yogaball", "carry", ("yogaball",), 1000),
 )
 LAYOUT = "capture"
 RESOLUTION = 512

@@ -255,7 +255,8 @@ def test_shipped_examples_are_small_and_consistent():
   from scorehoi_jax.objects import list_objects
   for e in info["examples"]:
     sizes = {Image.open(os.path.join(EXAMPLES, e[k])).size for k in ("image", "human_mask", "object_mask")}
-    assert sizes == {(256, 256)}
+    assert sizes == {(512, 384)}  # Full 4:3 capture frames (data_prep/make_examples.py).
+    assert all(os.path.getsize(os.path.join(EXAMPLES, e[k])) < 60_000 for k in ("image", "human_mask", "object_mask"))
     for k in ("human_mask", "object_mask"):
       assert (np.asarray(Image.open(os.path.join(EXAMPLES, e[k]))) > 127).sum() > 100
     assert e["object"] in list_objects() and isinstance(e["object_seed"], int)
@@ -270,7 +271,7 @@ def _bad_inputs(inputs, tmp):
   img, hm, om = inputs / "img" / "hold_ball.jpg", inputs / "hm" / "hold_ball.png", inputs / "om" / "hold_ball.png"
   (tmp / "notimage.png").write_text("not an image")
   Image.new("L", (100, 80), 255).save(tmp / "small.png")
-  Image.new("L", (256, 256), 0).save(tmp / "empty.png")
+  Image.new("L", Image.open(img).size, 0).save(tmp / "empty.png")
   (tmp / "garbage.obj").write_text("v 0 0 0\nf 1 2 3 4 5\nthis is not a mesh\n")
   with open(tmp / "flat.obj", "w") as f:  # Every face has zero area.
     f.write("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
