@@ -129,7 +129,7 @@ def test_human_mesh_is_params_through_the_body_model(run):
     verts = np.asarray(out.vertices[k]) + p["transl"]
     np.testing.assert_allclose(verts + p["vertex_offsets"], m["human"].vertices, atol=1e-4)
     np.testing.assert_allclose(np.asarray(out.joints[k, 0]) + p["transl"], p["cam_trans"], atol=1e-5)
-    assert bool(p["flat_hand_mean"]) and p["image_size"].tolist() == [256, 256]
+    assert bool(p["flat_hand_mean"]) and p["image_size"].tolist() == [512, 384]  # The example frames: W, H.
     # The CRFormer moves points by centimetres, not metres (offsets are a correction).
     assert np.abs(p["vertex_offsets"]).max() < 1.0
 
@@ -196,11 +196,12 @@ def test_glb_holds_both_meshes_in_gltf_axes(run):
 def test_overlay_panel_shows_input_and_drawn_meshes(run):
   img = np.asarray(Image.open(run[0] / STEMS[1] / "overlay.png"))
   src = np.asarray(Image.open(os.path.join(EXAMPLES, f"{STEMS[1]}.jpg")))
-  assert img.shape == (256 + 16, 4 * 256 + 3 * 4, 3)
-  np.testing.assert_array_equal(img[16:, :256], src)  # Panel 1: the input itself.
-  assert np.abs(img[16:, 260:516].astype(int) - src).max() > 50  # Panel 2: meshes drawn over it.
-  for k in (2, 3):  # Side view and contact map: something drawn on white.
-    panel = img[16:, k * 260:k * 260 + 256]
+  h, w = src.shape[:2]  # 512 x 384: no downscaling; side view and contact map are h x h.
+  assert img.shape == (h + 16, 2 * w + 2 * h + 3 * 4, 3)
+  np.testing.assert_array_equal(img[16:, :w], src)  # Panel 1: the input itself.
+  assert np.abs(img[16:, w + 4:2 * w + 4].astype(int) - src).max() > 50  # Panel 2: meshes drawn over it.
+  for x0 in (2 * w + 8, 2 * w + h + 12):  # Side view and contact map: something drawn on white.
+    panel = img[16:, x0:x0 + h]
     assert 0.01 < np.mean(panel.min(-1) < 200) < 0.9
 
 

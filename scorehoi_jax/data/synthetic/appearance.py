@@ -11,6 +11,9 @@ on the background or a colour), not photo-realism:
 - object: one colour per part (or per object), lightly varied;
 - light: a random direction (always from the camera's side of the scene),
   ambient and diffuse strength; finally sensor noise and gamma.
+The capture layout replaces the backdrop and floor by a room (room.py) and
+``finish`` by ``finish_capture`` (stronger blur, motion blur, vignetting,
+white balance, shot noise, JPEG artefacts).
 """
 
 from __future__ import annotations
