@@ -296,6 +296,12 @@ def test_ground_plane_matches_the_scene(frames, model):
       assert abs(ho.min()) < 0.011, (f["seed"], ho.min())  # A floor-standing object rests on it.
     # The camera-frame floor is the world floor: the world-up direction of the stored camera pose.
     np.testing.assert_allclose(n, f["cam_rot"].astype(np.float64) @ np.array([0.0, 1.0, 0.0]), atol=1e-6)
+    # And the rendered depth agrees: back-projected, the lowest visible subject pixel is just above the floor
+    # (feet or the base of the object), and none is below it.
+    ys, xs = np.nonzero(f["depth"] > 0)
+    z = f["depth"][ys, xs].astype(np.float64)
+    pts = np.stack([(xs - f["princpt"][0]) / f["focal"][0] * z, (ys - f["princpt"][1]) / f["focal"][1] * z, z], 1)
+    assert -0.015 < _heights(pts, f).min() < 0.1, (f["seed"], _heights(pts, f).min())
 
 
 def test_capture_pose_classes(model):

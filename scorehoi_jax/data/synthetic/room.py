@@ -191,7 +191,7 @@ def render_room(rng: np.random.Generator, cam: Camera, room: Room, low_points: n
   span = room.hi[g_axis] - room.lo[g_axis]
   grad = (hit[:, g_axis] - room.lo[g_axis]) / span
   grad = grad if rng.uniform() < 0.5 else 1 - grad
-  light = rng.uniform(0.3, 0.55) + rng.uniform(0.4, 0.9) * lamp + rng.uniform(0.0, 0.35) * grad
+  light = rng.uniform(0.5, 0.75) + rng.uniform(0.4, 0.9) * lamp + rng.uniform(0.0, 0.35) * grad
   img *= light[:, None] * appearance.random_color(rng, sat=(0.0, 0.15), val=(0.9, 1.0))  # Tinted light.
   if floor.any() and len(low_points):  # Soft contact shadow under the person and the object.
     dist = cKDTree(low_points[:, [0, 2]]).query(hit[floor][:, [0, 2]], k=1)[0]
