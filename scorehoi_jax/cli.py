@@ -120,7 +120,7 @@ def _add_demo_and_reconstruct(sub) -> None:
 
 def _cmd_prepare_synthetic(args) -> int:
   from scorehoi_jax.data.synthetic_hoi import prepare_synthetic
-  counts = prepare_synthetic(args.out, args.num, seed=args.seed, resolution=args.resolution,
+  counts = prepare_synthetic(args.out, args.num, seed=args.seed, resolution=args.resolution, layout=args.layout,
                              workers=args.workers, test_fraction=args.test_fraction, beam=args.beam,
                              beam_runner=args.beam_runner, beam_options=args.beam_options)
   print(f"synthetic_hoi written to {args.out}: {counts}")
@@ -331,7 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
                  help="output data dir (raw shards in OUT/raw, none with --beam; TFDS in OUT/synthetic_hoi)")
   p.add_argument("--num", type=int, required=True, help="number of frames (train + test)")
   p.add_argument("--seed", type=int, default=0, help="dataset seed (frame i has its own seed derived from it)")
-  p.add_argument("--resolution", type=int, default=256, help="image size in pixels (square)")
+  p.add_argument("--layout", choices=("capture", "centred"), default="capture",
+                 help="capture: 4:3 full frames like real capture, subject small and anywhere (default); "
+                      "centred: the original square frames with the subject filling them")
+  p.add_argument("--resolution", type=int, default=None,
+                 help="image width in pixels (capture: 4:3, default 512; centred: square, default 256)")
   p.add_argument("--workers", type=int, default=2, help="generator processes")
   p.add_argument("--test-fraction", type=float, default=0.1, help="share of frames in the test split")
   p.add_argument("--beam", action="store_true",

@@ -128,7 +128,7 @@ def test_human_mesh_is_params_through_the_body_model(run):
     verts = np.asarray(out.vertices[k]) + p["transl"]
     np.testing.assert_allclose(verts + p["vertex_offsets"], m["human"].vertices, atol=1e-4)
     np.testing.assert_allclose(np.asarray(out.joints[k, 0]) + p["transl"], p["cam_trans"], atol=1e-5)
-    assert bool(p["flat_hand_mean"]) and p["image_size"].tolist() == [256, 256]
+    assert bool(p["flat_hand_mean"]) and p["image_size"].tolist() == [512, 384]  # The example frames: W, H.
     # The CRFormer moves points by centimetres, not metres (offsets are a correction).
     assert np.abs(p["vertex_offsets"]).max() < 1.0
 
@@ -195,11 +195,12 @@ def test_glb_holds_both_meshes_in_gltf_axes(run):
 def test_overlay_panel_shows_input_and_drawn_meshes(run):
   img = np.asarray(Image.open(run[0] / STEMS[1] / "overlay.png"))
   src = np.asarray(Image.open(os.path.join(EXAMPLES, f"{STEMS[1]}.jpg")))
-  assert img.shape == (256 + 16, 4 * 256 + 3 * 4, 3)
-  np.testing.assert_array_equal(img[16:, :256], src)  # Panel 1: the input itself.
-  assert np.abs(img[16:, 260:516].astype(int) - src).max() > 50  # Panel 2: meshes drawn over it.
-  for k in (2, 3):  # Side view and contact map: something drawn on white.
-    panel = img[16:, k * 260:k * 260 + 256]
+  h, w = src.shape[:2]  # 512 x 384: no downscaling; side view and contact map are h x h.
+  assert img.shape == (h + 16, 2 * w + 2 * h + 3 * 4, 3)
+  np.testing.assert_array_equal(img[16:, :w], src)  # Panel 1: the input itself.
+  assert np.abs(img[16:, w + 4:2 * w + 4].astype(int) - src).max() > 50  # Panel 2: meshes drawn over it.
+  for x0 in (2 * w + 8, 2 * w + h + 12):  # Side view and contact map: something drawn on white.
+    panel = img[16:, x0:x0 + h]
     assert 0.01 < np.mean(panel.min(-1) < 200) < 0.9
 
 
@@ -272,7 +273,8 @@ def test_shipped_examples_are_small_and_consistent():
   from scorehoi_jax.objects import list_objects
   for e in info["examples"]:
     sizes = {Image.open(os.path.join(EXAMPLES, e[k])).size for k in ("image", "human_mask", "object_mask")}
-    assert sizes == {(256, 256)}
+    assert sizes == {(512, 384)}  # Full 4:3 capture frames (data_prep/make_examples.py).
+    assert all(os.path.getsize(os.path.join(EXAMPLES, e[k])) < 60_000 for k in ("image", "human_mask", "object_mask"))
     for k in ("human_mask", "object_mask"):
       assert (np.asarray(Image.open(os.path.join(EXAMPLES, e[k]))) > 127).sum() > 100
     assert e["object"] in list_objects() and isinstance(e["object_seed"], int)
@@ -287,7 +289,7 @@ def _bad_inputs(inputs, tmp):
   img, hm, om = inputs / "img" / "hold_ball.jpg", inputs / "hm" / "hold_ball.png", inputs / "om" / "hold_ball.png"
   (tmp / "notimage.png").write_text("not an image")
   Image.new("L", (100, 80), 255).save(tmp / "small.png")
-  Image.new("L", (256, 256), 0).save(tmp / "empty.png")
+  Image.new("L", Image.open(img).size, 0).save(tmp / "empty.png")
   (tmp / "garbage.obj").write_text("v 0 0 0\nf 1 2 3 4 5\nthis is not a mesh\n")
   with open(tmp / "flat.obj", "w") as f:  # Every face has zero area.
     f.write("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")

@@ -45,7 +45,7 @@ def test_split_sizes_and_round_trip(datasets):
     assert len(recs) == n
     for rec in map(decode_record, recs.values()):  # Decodes like any prepared dataset.
       assert rec["frame_id"].startswith(f"{split}-")
-      assert rec["image"].shape == (64, 64, 3) and rec["human_mask"].shape == (64, 64)
+      assert rec["image"].shape == (48, 64, 3) and rec["human_mask"].shape == (48, 64)  # Capture: 4:3.
       assert rec["pose"].shape == (52, 3, 3) and rec["human_contact"].shape == (431,)
 
 

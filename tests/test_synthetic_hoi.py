@@ -28,13 +28,14 @@ def test_round_trip_through_tfds_data_source(dataset):
   for i in range(3):
     rec = decode_record(src[i])
     ref = raw[int(rec["seed"])]
-    for key in ("pose", "betas", "cam_trans", "obj_rot", "obj_trans", "human_contact", "object_floor_contact"):
+    for key in ("pose", "betas", "cam_trans", "obj_rot", "obj_trans", "human_contact", "object_floor_contact",
+                "ground_plane"):
       np.testing.assert_array_equal(rec[key], ref[key], err_msg=key)
     np.testing.assert_array_equal(rec["human_mask"], ref["human_mask"])  # PNG masks are lossless.
     # Images are JPEG (q92, 4:2:0): lossy, most on the 64-px noise backgrounds here.
     mse = np.mean((rec["image"].astype(float) - ref["image"].astype(float)) ** 2)
     assert 10 * np.log10(255.0 ** 2 / mse) > 22.0
-    assert rec["interaction"] == ref["interaction"]
+    assert rec["interaction"] == ref["interaction"] and rec["pose_class"] == ref["pose_class"]
 
 
 def test_records_feed_the_pipeline(dataset):
@@ -67,6 +68,6 @@ def test_show_renders_a_panel(dataset, tmp_path):
   out, _ = dataset
   png = show(out, 0, str(tmp_path / "f.png"), split="train")
   im = np.asarray(Image.open(png))
-  assert im.shape[0] == 64 and im.shape[1] > 4 * 64  # Image, overlay, side view, masks.
+  assert im.shape[0] == 48 and im.shape[1] > 4 * 64  # Image, overlay, side view, masks (capture: 64 x 48).
   with pytest.raises(ScoreHOIError, match="out of range"):
     show(out, 99, str(tmp_path / "g.png"))

@@ -76,10 +76,14 @@ class SyntheticHoi(make_builder_class(NAME, EXTRA_FEATURES, description=(
     synthetic_beam.record_counts(self, pipeline_result)
 
 
-def prepare_synthetic(out_dir: str, num: int, seed: int = 0, resolution: int = 256, workers: int = 2,
+def prepare_synthetic(out_dir: str, num: int, seed: int = 0, resolution: int | None = None, workers: int = 2,
                       test_fraction: float = 0.1, progress: bool = True, config: SyntheticConfig | None = None,
-                      beam: bool = False, beam_runner: str = "DirectRunner", beam_options: str | None = None):
+                      beam: bool = False, beam_runner: str = "DirectRunner", beam_options: str | None = None,
+                      layout: str | None = None):
   """Generate ``num`` frames (train + test) and build the TFDS dataset in ``out_dir``.
+
+  ``layout`` ("capture" or "centred", SyntheticConfig.layout) and
+  ``resolution`` (image width; None: the layout's default) override ``config``.
 
   ``beam=True`` runs generation and encoding as one Apache Beam pipeline on
   ``beam_runner`` with ``beam_options`` (a command-line string of Beam
@@ -87,16 +91,18 @@ def prepare_synthetic(out_dir: str, num: int, seed: int = 0, resolution: int = 2
   """
   from scorehoi_jax.locks import folder_lock
   plan = split_plan(num, seed, test_fraction)
-  base = config or SyntheticConfig(resolution=resolution)
+  if config is None:
+    base = SyntheticConfig(layout=layout or "capture", resolution=resolution)
+  else:
+    base = dataclasses.replace(config, **{k: v for k, v in (("layout", layout), ("resolution", resolution))
+                                          if v is not None})
   with folder_lock(out_dir, "scorehoi prepare synthetic"):  # One writer per dataset folder.
     if beam:
       from scorehoi_jax.data import synthetic_beam
-      beam_plan = synthetic_beam.beam_plan(plan, dataclasses.replace(base, resolution=resolution), num=num,
-                                           seed=seed, test_fraction=test_fraction)
+      beam_plan = synthetic_beam.beam_plan(plan, base, num=num, seed=seed, test_fraction=test_fraction)
       return synthetic_beam.prepare_with_beam(SyntheticHoi(data_dir=out_dir, beam_plan=beam_plan),
                                               runner=beam_runner, options=beam_options)
     raw = raw_dir(out_dir)
     for split, n, split_seed in plan:
-      generate(n, split_seed, raw, workers=workers, resolution=resolution, progress=progress,
-               config=dataclasses.replace(base, split=split, resolution=resolution))
+      generate(n, split_seed, raw, workers=workers, progress=progress, config=dataclasses.replace(base, split=split))
     return prepare(SyntheticHoi(data_dir=out_dir, raw=raw))

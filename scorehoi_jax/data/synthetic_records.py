@@ -15,6 +15,8 @@ EXTRA_FEATURES = {
     "seed": ((), np.int64),
     "object_seed": ((), np.int64),
     "crop_box": ((4,), np.float32),
+    "pose_class": ((), "text"),  # What the body does (scenes.POSE_CLASSES).
+    "ground_plane": ((4,), np.float32),  # Floor in camera coordinates: n·x + d = height above it.
 }
 
 

@@ -11,6 +11,13 @@ Nominal sizes are typical real-world sizes of the BEHAVE items (read off
 product sizes of such objects, not from the BEHAVE meshes, which are not
 redistributable). ``seed=None`` gives the nominal object; an integer seed gives
 a reproducible instance with each size parameter scaled by U[0.88, 1.12].
+Seeds from ``VARIANT_SEED_BASE`` on give *shape variants* instead, for the
+synthetic generator's capture layout: wider size ranges, boxes of any aspect
+ratio, office chairs with or without wheels and armrests, four-leg or
+cantilever side chairs, four-leg or pedestal tables with square or round
+tops. Below that base every object is exactly as it always was (the shipped
+model and the tests rely on the nominal and jittered templates), so the
+variants live in their own builders rather than as options of the old ones.
 These are stand-ins for development and synthetic data, not the BEHAVE meshes.
 """
 
@@ -30,6 +37,7 @@ CATEGORIES: dict[str, bool] = {
 }
 
 _MAX_EDGE = 0.04  # Parts are subdivided to this edge length so vertices cover the surface.
+VARIANT_SEED_BASE = 10_000_000  # Instance seeds from here on are shape variants (module docstring).
 
 
 class _Sizer:
@@ -37,11 +45,25 @@ class _Sizer:
 
   def __init__(self, seed: int | None):
     self._rng = None if seed is None else np.random.default_rng(seed)
+    self.variant = seed is not None and seed >= VARIANT_SEED_BASE
 
   def __call__(self, nominal: float, spread: float = 0.12) -> float:
     if self._rng is None:
       return float(nominal)
+    if self.variant:  # Variants spread wider than the old instances.
+      spread = 1.7 * spread
     return float(nominal * self._rng.uniform(1.0 - spread, 1.0 + spread))
+
+  def chance(self, p: float) -> bool:
+    """A style switch of a variant (only variant builders call this)."""
+    return bool(self._rng.uniform() < p)
+
+  def count(self, lo: int, hi: int) -> int:
+    """An integer in [lo, hi] (a variant's number of slats, say)."""
+    return int(self._rng.integers(lo, hi + 1))
+
+  def log_uniform(self, lo: float, hi: float) -> float:
+    return float(np.exp(self._rng.uniform(np.log(lo), np.log(hi))))
 
 
 def _box(extents, center, rot_x_deg: float = 0.0) -> trimesh.Trimesh:
@@ -259,6 +281,114 @@ _BUILDERS: dict[str, Callable[[_Sizer], list]] = {
 }
 
 
+# ------------------------------------------------------------------------------------------------
+# Shape variants (seeds >= VARIANT_SEED_BASE). Categories without an entry here use their
+# ordinary builder with the variant's wider size jitter.
+# ------------------------------------------------------------------------------------------------
+
+
+def _cuboid_variant(nominal):
+  """A box of any aspect ratio: each side scaled independently by a factor in [0.55, 1.8]."""
+  def build(s: _Sizer):
+    w, h, d = (x * s.log_uniform(0.55, 1.8) for x in nominal)
+    return [_box([w, h, d], [0, h / 2, 0])]
+  return build
+
+
+def _office_chair(s):
+  """Swivel chair: five-star base on casters or on glides, armrests or none, low or high back."""
+  seat_h, seat_w, seat_d = s(0.48), s(0.50), s(0.48)
+  back_h = 0.55 * s.log_uniform(0.6, 1.35)
+  wheels, arms = s.chance(0.65), s.chance(0.6)
+  base_y = 0.085 if wheels else 0.035  # Casters lift the star.
+  parts = [_box([seat_w, 0.08, seat_d], [0, seat_h, 0]),
+           _box([0.92 * seat_w, back_h, 0.07], [0, seat_h + 0.04 + back_h / 2, -seat_d / 2 - 0.02],
+                rot_x_deg=-s.log_uniform(2.0, 14.0)),
+           _disc(0.03, seat_h - base_y - 0.04, base_y + 0.015),  # Gas column.
+           _disc(0.05, 0.05, base_y - 0.015)]
+  if arms:
+    arm_y = seat_h + s(0.22)
+    for sx in (-1, 1):
+      x = sx * (seat_w / 2 + 0.03)
+      parts.append(_box([0.05, 0.03, 0.28], [x, arm_y, 0.0]))
+      parts.append(_box([0.03, arm_y - seat_h, 0.04], [x, 0.5 * (seat_h + arm_y), -0.02]))
+  r = s(0.32)
+  for k in range(5):
+    a = 2 * np.pi * k / 5
+    tip = np.array([r * np.sin(a), base_y, r * np.cos(a)])
+    parts.append(_rod([0, base_y, 0], tip, 0.022))
+    if wheels:
+      parts.append(_sphere(0.03, [tip[0], 0.03, tip[2]], subdivisions=2))
+    else:  # Flat glide under each tip.
+      parts.append(_disc(0.03, 0.014, 0.0, sections=16))
+      parts[-1].apply_translation([tip[0], 0.0, tip[2]])
+  return parts
+
+
+def _side_chair(s):
+  """A four-leg chair (slatted or panel back) or a cantilever chair (tubular, no rear legs)."""
+  seat_h, w, d = s(0.45), s(0.44), s(0.42)
+  back_h = s(0.45)
+  if s.chance(0.45):  # Cantilever: per side a tube from the seat front down to a floor runner.
+    r = 0.012
+    parts = [_box([w, 0.04, d], [0, seat_h - 0.02, 0])]
+    for sx in (-1, 1):
+      x = sx * (w / 2 - 0.03)
+      front = [x, seat_h - 0.04, d / 2 - 0.03]
+      foot = [x, r, d / 2 + 0.04]
+      parts += [_rod(front, foot, r), _rod(foot, [x, r, -d / 2 + 0.02], r),
+                _rod([x, seat_h - 0.04, -d / 2 + 0.02], [x, seat_h + back_h, -d / 2 - 0.04], r)]
+    parts.append(_rod([-(w / 2 - 0.03), r, d / 2 + 0.04], [w / 2 - 0.03, r, d / 2 + 0.04], r))
+    parts.append(_box([w - 0.02, 0.6 * back_h, 0.02], [0, seat_h + 0.65 * back_h, -d / 2 - 0.02], rot_x_deg=-6))
+    return parts
+  leg = s(0.04, 0.25)
+  parts = [_box([w, 0.035, d], [0, seat_h - 0.0175, 0])]
+  parts += _legs(w, d, seat_h - 0.035, leg / 2, square=leg)
+  for sx in (-1, 1):
+    parts.append(_box([leg, back_h, leg], [sx * (w / 2 - leg / 2), seat_h + back_h / 2, -d / 2 + leg / 2]))
+  parts.append(_box([w, 0.08, 0.025], [0, seat_h + back_h - 0.04, -d / 2 + leg / 2]))
+  slats = s.count(0, 4)
+  if slats == 0:  # Solid back panel.
+    parts.append(_box([w - 2 * leg, back_h - 0.1, 0.015], [0, seat_h + (back_h - 0.1) / 2, -d / 2 + leg / 2]))
+  for x in (np.linspace(-0.3, 0.3, slats) * w if slats > 1 else [0.0] * slats):
+    parts.append(_box([0.035, back_h - 0.1, 0.015], [x, seat_h + (back_h - 0.1) / 2, -d / 2 + leg / 2]))
+  return parts
+
+
+def _table_variant(width, depth, height, top_t, leg):
+  """Four legs (square or round) or a pedestal (column on a disc or a cross foot); square or round top."""
+  def build(s):
+    w, d, h = s(width), s(depth), s(height)
+    pedestal = s.chance(0.45)
+    if pedestal and s.chance(0.5):  # Round top.
+      r = 0.5 * max(w, d)
+      top = [_disc(r, top_t, h - top_t, sections=48)]
+    else:
+      top = [_box([w, top_t, d], [0, h - top_t / 2, 0])]
+    if not pedestal:
+      if s.chance(0.5):
+        return top + _legs(w, d, h - top_t, leg, square=leg)
+      return top + _legs(w, d, h - top_t, leg, radius=0.5 * leg)
+    col = s(0.045, 0.3)
+    parts = top + [_disc(col, h - top_t - 0.02, 0.02, sections=24)]
+    foot = 0.35 * min(w, d) + 0.1
+    if s.chance(0.5):
+      parts.append(_disc(foot, 0.02, 0.0, sections=48))
+    else:
+      parts += [_box([2 * foot, 0.03, 0.06], [0, 0.015, 0]), _box([0.06, 0.03, 2 * foot], [0, 0.015, 0])]
+    return parts
+  return build
+
+
+_VARIANTS: dict[str, Callable[[_Sizer], list]] = {
+    "boxlarge": _cuboid_variant((0.60, 0.45, 0.45)), "boxlong": _cuboid_variant((0.25, 0.80, 0.25)),
+    "boxmedium": _cuboid_variant((0.40, 0.32, 0.32)), "boxsmall": _cuboid_variant((0.30, 0.22, 0.24)),
+    "boxtiny": _cuboid_variant((0.18, 0.12, 0.15)), "chairblack": _office_chair, "chairwood": _side_chair,
+    "tablesmall": _table_variant(0.60, 0.45, 0.50, 0.025, 0.035),
+    "tablesquare": _table_variant(0.80, 0.80, 0.74, 0.03, 0.05),
+}
+
+
 def procedural_names() -> list[str]:
   return sorted(_BUILDERS)
 
@@ -268,7 +398,8 @@ def build_procedural(category: str, seed: int | None = None):
 
   Args:
     category: one of ``procedural_names()``.
-    seed: None for the nominal object, an int for a jittered instance.
+    seed: None for the nominal object, an int for a jittered instance (a shape
+      variant from ``VARIANT_SEED_BASE`` on).
 
   Returns:
     (mesh, parts): the concatenated trimesh and the list of its watertight
@@ -279,7 +410,9 @@ def build_procedural(category: str, seed: int | None = None):
   """
   if category not in _BUILDERS:
     raise KeyError(f"unknown procedural object {category!r}; known: {', '.join(procedural_names())}")
-  parts = _BUILDERS[category](_Sizer(seed))
+  sizer = _Sizer(seed)
+  builder = _VARIANTS.get(category, _BUILDERS[category]) if sizer.variant else _BUILDERS[category]
+  parts = builder(sizer)
   parts = [_subdivided(p) for p in parts]
   mesh = trimesh.util.concatenate(parts)
   lo, hi = mesh.bounds

@@ -1,7 +1,7 @@
 """Synthetic human-object interaction frames: posed bodies with procedural objects, rendered.
 
-``generate_frame(seed, config)`` makes one frame (raw-frame format in
-generator.py); ``generate(num, seed, out_dir, ...)`` writes a resumable,
+``generate_frame(seed, config)`` makes one frame (raw-frame format and the
+two layouts, "capture" and "centred", in generator.py); ``generate(num, seed, out_dir, ...)`` writes a resumable,
 sharded dataset with worker processes; ``iter_frames(out_dir)`` reads it.
 """
 

@@ -11,6 +11,9 @@ on the background or a colour), not photo-realism:
 - object: one colour per part (or per object), lightly varied;
 - light: a random direction (always from the camera's side of the scene),
   ambient and diffuse strength; finally sensor noise and gamma.
+The capture layout replaces the backdrop and floor by a room (room.py) and
+``finish`` by ``finish_capture`` (stronger blur, motion blur, vignetting,
+white balance, shot noise, JPEG artefacts).
 """
 
 from __future__ import annotations
@@ -156,3 +159,32 @@ def finish(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
   img = np.clip(img, 0, 1) ** rng.uniform(0.85, 1.15)
   img = img + rng.normal(0.0, rng.uniform(0.0, 0.03), img.shape)
   return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def finish_capture(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+  """A camera's imperfections for the capture layout; float [0, 1] -> uint8.
+
+  Lens blur (sigma 0.4–1.3 px) and, one frame in four, a short linear motion
+  blur; vignetting; exposure, white balance and gamma; signal-dependent shot
+  noise plus read noise; finally a JPEG round trip at quality 35–92 (block
+  and ringing artefacts as in compressed video frames).
+  """
+  import io
+
+  from PIL import Image
+  from scipy.ndimage import gaussian_filter, uniform_filter1d
+  h, w = img.shape[:2]
+  img = gaussian_filter(img, sigma=(rng.uniform(0.4, 1.3),) * 2 + (0,))
+  if rng.uniform() < 0.25:
+    img = uniform_filter1d(img, size=int(rng.integers(3, 8)), axis=int(rng.integers(2)))
+  yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+  r2 = ((xx - 0.5 * w) ** 2 + (yy - 0.5 * h) ** 2) / (0.25 * (w * w + h * h))
+  img = img * (1.0 - rng.uniform(0.0, 0.35) * r2)[..., None]
+  img = img * rng.uniform(0.8, 1.2) * rng.uniform(0.92, 1.08, 3)
+  img = np.clip(img, 0, 1) ** rng.uniform(0.85, 1.15)
+  img = img + rng.normal(size=img.shape) * np.sqrt(rng.uniform(0.0, 0.0015) * img + rng.uniform(0.0, 0.02) ** 2)
+  out = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+  buf = io.BytesIO()
+  Image.fromarray(out).save(buf, format="JPEG", quality=int(rng.integers(35, 93)))
+  with Image.open(buf) as im:
+    return np.asarray(im.convert("RGB"))

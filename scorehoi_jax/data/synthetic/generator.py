@@ -7,11 +7,26 @@ shape, solve the pose (poses.py), reject and redraw if the result penetrates
 the object or the floor by more than 1 cm or a held object is not in the
 hands, draw a camera, appearance and light, render, and label.
 
-Raw frame format (a dict; R = resolution, V = body vertices):
-  image                uint8   [R, R, 3]
-  human_mask           uint8   [R, R]   visible human pixels (0/1)
-  object_mask          uint8   [R, R]   visible object pixels (0/1)
-  depth                float32 [R, R]   camera z of the human/object, 0 elsewhere
+Two layouts (SyntheticConfig.layout):
+- "capture" (default): frames like real capture. A 4:3 image ``resolution``
+  pixels wide (default 512 x 384) from a Kinect-like camera 1–3 m high,
+  pitched down 0–35 degrees, 1.6–4.2 m away, with the subject small and
+  anywhere in the frame (camera.py); a textured room with a lamp and clutter
+  (room.py); camera imperfections and JPEG artefacts (appearance.py);
+  object instances are the library's shape variants
+  (objects/procedural.py); all interaction types, including bend, squat
+  and overhead.
+- "centred": the original generator, unchanged (a square image in which the
+  subject fills most of the frame, centred; flat backdrops; size-jittered
+  instances; the original eight interaction types). Its frames are the same
+  as before this option existed, apart from the added fields ground_plane
+  and pose_class.
+
+Raw frame format (a dict; H x W = image size, V = body vertices):
+  image                uint8   [H, W, 3]
+  human_mask           uint8   [H, W]   visible human pixels (0/1)
+  object_mask          uint8   [H, W]   visible object pixels (0/1)
+  depth                float32 [H, W]   camera z of the human/object, 0 elsewhere
   pose                 float32 [52, 3, 3] parent-relative rotations; pose[0] is the
                                           global orientation in camera axes (OpenCV:
                                           x right, y down, z forward)
@@ -32,7 +47,12 @@ Raw frame format (a dict; R = resolution, V = body vertices):
   object_contact       float32 [64]     template points within 5 cm of the body
   object_floor_contact float32 [64]     template points within 2 cm of the floor
   interaction          str              carry, lift, hold_one_hand, sit, push, lean,
-                                        stand_beside, kick
+                                        stand_beside, kick (+ bend, squat, overhead: capture)
+  pose_class           str              what the body does (scenes.POSE_CLASSES): carry_front,
+                                        lift, hold, carry_side, sit, push, lean, stand, kick,
+                                        bend, squat, arms_overhead
+  ground_plane         float32 [4]      the floor in camera coordinates: n (unit, up) and d,
+                                        n·x + d = a point's height above the floor
   seed                 int
   held                 uint8            1: the object is supported by the hands
   cam_rot, cam_pos     float32          world -> camera rotation, camera centre
@@ -65,24 +85,32 @@ from scipy.spatial import cKDTree
 
 from scorehoi_jax import body as body_lib
 from scorehoi_jax import render as render_lib
-from scorehoi_jax.data.synthetic import appearance, camera as camera_lib, labels, poses, scenes
+from scorehoi_jax.data.synthetic import appearance, camera as camera_lib, labels, poses, room as room_lib, scenes
 from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.geometry.sdf import sdf_lookup
 from scorehoi_jax.objects import get_object
+from scorehoi_jax.objects.procedural import VARIANT_SEED_BASE
 
 _PENETRATION_TOL = 0.01
 _FLOOR_TOL = 0.01
 _MIN_VISIBLE = 0.004  # Fraction of the image each of the person and the object must cover.
 _SPLIT_OBJECT_SEEDS = {"train": 0, "test": 100_000}  # Instance seeds: disjoint per split.
 _SPLIT_SHAPE_SEEDS = {"train": 0, "test": 1_000_000}  # Body-shape pools: disjoint per split.
+LAYOUTS = ("capture", "centred")
+_DEFAULT_RESOLUTION = {"capture": 512, "centred": 256}
+_DEFAULT_INSTANCES = {"capture": 24, "centred": 8}
 
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
   """Settings of the generator (all frames of a dataset share them)."""
-  resolution: int = 256
+  # Image width in pixels (capture: 4:3, height = 3/4 of it; centred: square). None: 512 capture,
+  # 256 centred.
+  resolution: int | None = None
   split: str = "train"  # "train" or "test": disjoint object instances and body shapes.
-  object_instances: int = 8  # Size-jittered instances per category in the split's pool.
+  # Instances per category in the split's pool (capture: shape variants; centred: size-jittered).
+  # None: 24 capture, 8 centred.
+  object_instances: int | None = None
   body_shapes: int = 4000  # Body shapes in the split's pool (test: a tenth of it).
   beta_scale: float = 1.0  # betas ~ N(0, scale²) (the open model's betas are ~N(0, 1)).
   solver_steps: int = 200
@@ -95,8 +123,15 @@ class SyntheticConfig:
   # no system packages), "auto", or None (the SCOREHOI_RENDER_BACKEND variable, else auto).
   # Masks and depth are exact with either; RGB differs at silhouettes (anti-aliasing).
   backend: str | None = None
+  layout: str = "capture"  # "capture" (real-capture-like full frames) or "centred" (module docstring).
 
   def __post_init__(self):
+    if self.layout not in LAYOUTS:
+      raise ScoreHOIError(f"SyntheticConfig.layout must be one of {LAYOUTS}, got {self.layout!r}")
+    if self.resolution is None:  # Frozen: fill the layout's defaults in place.
+      object.__setattr__(self, "resolution", _DEFAULT_RESOLUTION[self.layout])
+    if self.object_instances is None:
+      object.__setattr__(self, "object_instances", _DEFAULT_INSTANCES[self.layout])
     if self.split not in _SPLIT_OBJECT_SEEDS:
       raise ScoreHOIError(f"SyntheticConfig.split must be one of {sorted(_SPLIT_OBJECT_SEEDS)}, got {self.split!r}")
     if self.backend not in (None, "auto") + render_lib.BACKENDS:
@@ -162,15 +197,19 @@ def _check(scene: scenes.Scene, verts: np.ndarray, human_d: np.ndarray, st: _Sta
 def _solve_scene(seed: int, config: SyntheticConfig, st: _State):
   """Draw and solve scenes until one passes the checks (deterministic in the seed)."""
   reason = None
+  interactions = config.interactions
+  if interactions is None and config.layout == "centred":
+    interactions = scenes.LEGACY_INTERACTIONS
+  seed_base = _SPLIT_OBJECT_SEEDS[config.split] + (VARIANT_SEED_BASE if config.layout == "capture" else 0)
   for attempt in range(config.max_attempts):
     rng = np.random.default_rng([seed, attempt])
     last = attempt == config.max_attempts - 1
-    allowed = ("stand_beside",) if last else config.interactions
+    allowed = ("stand_beside",) if last else interactions
     try:
       kind, category = scenes.sample_interaction(rng, allowed, config.objects)
     except ValueError:  # No stand-beside object among config.objects: keep the configured types.
-      kind, category = scenes.sample_interaction(rng, config.interactions, config.objects)
-    object_seed = _SPLIT_OBJECT_SEEDS[config.split] + int(rng.integers(config.object_instances))
+      kind, category = scenes.sample_interaction(rng, interactions, config.objects)
+    object_seed = seed_base + int(rng.integers(config.object_instances))
     obj = get_object(category, seed=object_seed)
     betas = _betas(config.split, config, rng, st.model.num_betas)
     v_rest, j_rest = (np.asarray(x) for x in st.rest(jnp.asarray(betas)))
@@ -262,12 +301,44 @@ def _sample_view(rng, verts, obj_verts, body_faces, obj_faces, resolution, backe
   return cam, all_cam
 
 
+def _sample_capture_view(rng, verts, obj_verts, body_faces, obj_faces, width, backend, tries: int = 5):
+  """A capture-layout camera from which both the person and the object are visible.
+
+  As ``_sample_view``, on a preview 160 px wide; the subject is small in
+  these frames, so the thresholds are absolute pixel counts of the preview.
+  """
+  points = np.concatenate([verts, obj_verts])
+  for _ in range(tries):
+    cam = camera_lib.sample_capture_camera(rng, points, width)
+    all_cam = camera_lib.to_camera(points, cam)
+    ids = render_lib.render([(all_cam[:len(verts)], body_faces), (all_cam[len(verts):], obj_faces)],
+                            _camera(cam, 160 / cam.width), backend=backend, rgb=False).instance
+    if np.sum(ids == 2) >= 6 and np.sum(ids == 1) >= 40:
+      break
+  return cam, all_cam
+
+
+def _render_capture(rng, cam, meshes, verts, obj_verts, low, light, backend):
+  """Image, ids and depth of a capture-layout frame: room and clutter behind the subject (room.py)."""
+  subject = np.concatenate([verts, obj_verts])
+  room = room_lib.sample_room(rng, cam, subject)
+  clutter = room_lib.sample_clutter(rng, room, cam, subject)
+  meshes = meshes + [render_lib.Mesh(camera_lib.to_camera(v, cam), f, c) for v, f, c in clutter]
+  background = room_lib.render_room(rng, cam, room, low)
+  out = render_lib.render(meshes, _camera(cam), background=background, light=light, backend=backend)
+  ids = np.where(out.instance <= 2, out.instance, 0)  # Clutter is background.
+  depth = np.where(ids > 0, out.depth, 0.0).astype(np.float32)
+  return out.rgb.astype(np.float32) / 255.0, ids, depth
+
+
 def generate_frame(seed: int, config: SyntheticConfig = SyntheticConfig()) -> dict:
   """One synthetic frame in the raw-frame format of this module's docstring."""
   st = _state(config)
   rng, scene, sol, betas, verts, joints, obj_verts, object_seed, human_d = _solve_scene(int(seed), config, st)
   obj = scene.obj
-  cam, all_cam = _sample_view(rng, verts, obj_verts, st.faces, obj.faces, config.resolution, config.backend)
+  capture = config.layout == "capture"
+  view = _sample_capture_view if capture else _sample_view
+  cam, all_cam = view(rng, verts, obj_verts, st.faces, obj.faces, config.resolution, config.backend)
   body_col = appearance.body_colors(rng, st.weights)
   obj_col = appearance.object_colors(rng, len(obj_verts), [len(p.vertices) for p in obj.parts])
   light = appearance.lighting(rng)
@@ -275,8 +346,12 @@ def generate_frame(seed: int, config: SyntheticConfig = SyntheticConfig()) -> di
   low = low[low[:, 1] < 0.25]
   nv = len(verts)
   meshes = [render_lib.Mesh(all_cam[:nv], st.faces, body_col), render_lib.Mesh(all_cam[nv:], obj.faces, obj_col)]
-  img, ids, depth = _render(rng, cam, meshes, low, light, config.backend)
-  image = appearance.finish(rng, img)
+  if capture:
+    img, ids, depth = _render_capture(rng, cam, meshes, verts, obj_verts, low, light, config.backend)
+    image = appearance.finish_capture(rng, img)
+  else:
+    img, ids, depth = _render(rng, cam, meshes, low, light, config.backend)
+    image = appearance.finish(rng, img)
   template_world = obj.template @ scene.obj_rot.T + scene.obj_trans
   lab = labels.contact_labels(verts, st.faces, obj_verts, obj.faces, template_world, st.guidance, human_d)
   human_mask, object_mask = (ids == 1).astype(np.uint8), (ids == 2).astype(np.uint8)
@@ -296,6 +371,7 @@ def generate_frame(seed: int, config: SyntheticConfig = SyntheticConfig()) -> di
       object_contact=lab["object_contact"], object_floor_contact=lab["object_floor_contact"],
       interaction=scene.interaction, seed=np.int64(seed), held=np.uint8(scene.held),
       cam_rot=cam.rot.astype(np.float32), cam_pos=cam.position.astype(np.float32),
+      pose_class=scene.pose_class, ground_plane=camera_lib.ground_plane(cam),
   )
 
 
@@ -363,7 +439,7 @@ def _remove_stale_tmp(out_dir: str):
         pass
 
 
-def generate(num: int, seed: int, out_dir: str, workers: int = 2, resolution: int = 256, progress: bool = True,
+def generate(num: int, seed: int, out_dir: str, workers: int = 2, resolution: int | None = None, progress: bool = True,
              frames_per_shard: int = 64, config: SyntheticConfig | None = None) -> list[str]:
   """Generate ``num`` frames into ``out_dir`` as .npz shards; resumable. Returns the shard paths.
 
@@ -373,7 +449,7 @@ def generate(num: int, seed: int, out_dir: str, workers: int = 2, resolution: in
   each single-threaded, and die with the calling process (``_worker_init``).
   """
   config = config or SyntheticConfig(resolution=resolution)
-  if config.resolution != resolution:
+  if resolution is not None and config.resolution != resolution:
     config = dataclasses.replace(config, resolution=resolution)
   os.makedirs(out_dir, exist_ok=True)
   _remove_stale_tmp(out_dir)
@@ -448,5 +524,7 @@ def iter_frames(out_dir: str, split: str = "train") -> Iterator[dict]:
       arrays = {k: data[k] for k in data.files}
     for i in range(len(arrays["seed"])):
       frame = {k: v[i] for k, v in arrays.items()}
-      frame["object_name"], frame["interaction"] = str(frame["object_name"]), str(frame["interaction"])
+      for key in ("object_name", "interaction", "pose_class"):
+        if key in frame:
+          frame[key] = str(frame[key])
       yield frame

@@ -44,10 +44,21 @@ INTERACTIONS: dict[str, tuple[str, ...]] = {
                      "plasticcontainer", "stool", "suitcase", "tablesmall", "tablesquare", "toolbox",
                      "trashbin", "yogaball", "yogamat"),
     "kick": ("yogaball", "basketball"),
+    # Added for the capture layout (pose diversity); the centred layout draws from LEGACY_INTERACTIONS only.
+    "bend": ("boxmedium", "boxsmall", "boxtiny", "basketball", "toolbox", "plasticcontainer", "trashbin",
+             "backpack", "yogamat", "keyboard"),
+    "squat": ("boxlarge", "boxmedium", "boxsmall", "boxtiny", "basketball", "toolbox", "plasticcontainer",
+              "backpack", "trashbin", "yogaball"),
+    "overhead": ("boxmedium", "boxsmall", "boxtiny", "basketball", "yogaball", "backpack", "yogamat", "keyboard"),
 }
+LEGACY_INTERACTIONS = ("carry", "lift", "hold_one_hand", "sit", "push", "lean", "stand_beside", "kick")
 # Relative frequencies (carrying/holding dominate BEHAVE-style data).
 INTERACTION_WEIGHTS = {"carry": 3.0, "lift": 1.5, "hold_one_hand": 2.0, "sit": 2.0, "push": 1.5, "lean": 1.0,
-                       "stand_beside": 1.0, "kick": 0.7}
+                       "stand_beside": 1.0, "kick": 0.7, "bend": 1.2, "squat": 1.2, "overhead": 1.0}
+# What the body does, per frame (a finer label than the interaction: holding a handle at the side and
+# an object on the palm are both hold_one_hand).
+POSE_CLASSES = ("carry_front", "lift", "hold", "carry_side", "sit", "push", "lean", "stand", "kick", "bend",
+                "squat", "arms_overhead")
 
 
 @dataclasses.dataclass
@@ -59,6 +70,7 @@ class Scene:
   problem: poses.PoseProblem
   held: bool  # True: supported by the hands; False: resting on the floor.
   hands_used: tuple[int, ...]  # Which palms (0 left, 1 right) must touch the object.
+  pose_class: str = ""  # One of POSE_CLASSES.
 
 
 def yaw_matrix(angle: float) -> np.ndarray:
@@ -111,6 +123,16 @@ def _style(rng, kind: str, seat_height: float = 0.45) -> np.ndarray:
   elif kind in ("kick",):
     aa[_J["right_hip"], 0] = -0.6
     aa[_J["right_knee"], 0] = 0.5
+  elif kind in ("squat",):  # Deep knee bend, trunk leaning forward over the knees.
+    for side, sg in (("left", 1.0), ("right", -1.0)):
+      aa[_J[f"{side}_hip"]] = (-1.9 + n(0.15), n(0.05), sg * rng.uniform(0.1, 0.35))
+      aa[_J[f"{side}_knee"], 0] = 2.1 + n(0.1)
+    aa[_J["spine1"], 0] += 0.25
+  elif kind in ("overhead",):  # Both arms up (the rest pose is an A-pose: +z raises the left arm).
+    for side, sg in (("left", 1.0), ("right", -1.0)):
+      aa[_J[f"{side}_collar"]] = (0.0, 0.0, sg * 0.35)
+      aa[_J[f"{side}_shoulder"]] = (n(0.1), n(0.1), sg * rng.uniform(1.5, 1.9))
+    aa[_J["head"], 0] -= 0.35  # Look up at the object.
   return aa
 
 
@@ -175,7 +197,7 @@ def _carry(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
   prob = _problem(rng, sb, betas, style, stand_y, obj, rot, trans, hand_target=np.stack(targets),
                   hand_w=np.ones(2), palm_dir=np.stack(dirs), palm_w=np.full(2, 2.0),
                   hand_rot=poses.finger_rotations(rng.uniform(0.1, 0.35), 0.4))
-  return Scene("carry", obj, rot, trans, prob, held=True, hands_used=(0, 1))
+  return Scene("carry", obj, rot, trans, prob, held=True, hands_used=(0, 1), pose_class="carry_front")
 
 
 def _lift(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
@@ -198,7 +220,7 @@ def _lift(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
                   hand_w=np.ones(2), palm_dir=np.stack(dirs), palm_w=np.full(2, 2.0),
                   hand_rot=poses.finger_rotations(rng.uniform(0.1, 0.35), 0.4), balance_w=np.float32(5.0),
                   pelvis_w=_ANCHOR)
-  return Scene("lift", obj, rot, trans, prob, held=False, hands_used=(0, 1))
+  return Scene("lift", obj, rot, trans, prob, held=False, hands_used=(0, 1), pose_class="lift")
 
 
 def _hold_one_hand(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
@@ -222,6 +244,7 @@ def _hold_one_hand(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
     targets[hand] = grip
     fingers = poses.finger_rotations(1.0, 0.8)
     held = True
+    pose_class = "carry_side"
   elif name == "suitcase":  # Standing on its wheels, hand on the pull handle.
     rot = yaw_matrix(rng.normal(0, 0.3))
     trans = np.array([sx * rng.uniform(0.3, 0.45), _floor_offset(obj), rng.uniform(0.15, 0.35)], np.float32)
@@ -229,6 +252,7 @@ def _hold_one_hand(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
     targets[hand] = top + np.array([0, 0.025, 0])
     fingers = poses.finger_rotations(0.9, 0.7)
     held = False
+    pose_class = "hold"
   else:  # Resting on an upturned palm in front of the body.
     rot = yaw_matrix(rng.uniform(-0.5, 0.5))
     lo, hi = _bbox(obj, rot)
@@ -240,9 +264,10 @@ def _hold_one_hand(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
     palm_w[hand] = 3.0
     fingers = poses.finger_rotations(rng.uniform(0.05, 0.3), 0.2)
     held = True
+    pose_class = "hold"
   prob = _problem(rng, sb, betas, _style(rng, "hold"), stand_y, obj, rot, trans, hand_target=targets,
                   hand_w=hand_w, palm_dir=dirs, palm_w=palm_w, hand_rot=fingers)
-  return Scene("hold_one_hand", obj, rot, trans, prob, held=held, hands_used=(hand,))
+  return Scene("hold_one_hand", obj, rot, trans, prob, held=held, hands_used=(hand,), pose_class=pose_class)
 
 
 def _seat_top(obj: ObjectTemplate) -> np.ndarray:
@@ -266,7 +291,7 @@ def _sit(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
                   sole_w=np.full(2, 0.5))
   rest_pelvis_y = pelvis_y - stand_y
   prob = prob._replace(init_trans=np.array([target[0], target[1] - rest_pelvis_y, target[2]], np.float32))
-  return Scene("sit", obj, rot, trans, prob, held=False, hands_used=())
+  return Scene("sit", obj, rot, trans, prob, held=False, hands_used=(), pose_class="sit")
 
 
 def _push_or_lean(kind):
@@ -297,7 +322,7 @@ def _push_or_lean(kind):
                     hand_w=np.ones(2), palm_dir=np.stack(dirs), palm_w=np.full(2, 2.0),
                     hand_rot=poses.finger_rotations(rng.uniform(0.0, 0.15), 0.3), balance_w=np.float32(2.0),
                     pelvis_w=_ANCHOR)
-    return Scene(kind, obj, rot, trans, prob, held=False, hands_used=(0, 1))
+    return Scene(kind, obj, rot, trans, prob, held=False, hands_used=(0, 1), pose_class=kind)
   return build
 
 
@@ -310,7 +335,7 @@ def _stand_beside(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
   trans = np.array([dist * np.sin(angle), _floor_offset(obj), dist * np.cos(angle)], np.float32)
   trans[[0, 2]] -= 0.5 * (lo + hi)[[0, 2]]
   prob = _problem(rng, sb, betas, _style(rng, "stand"), stand_y, obj, rot, trans)
-  return Scene("stand_beside", obj, rot, trans, prob, held=False, hands_used=())
+  return Scene("stand_beside", obj, rot, trans, prob, held=False, hands_used=(), pose_class="stand")
 
 
 def _kick(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
@@ -324,12 +349,83 @@ def _kick(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
   toe_t[1], toe_w[1] = toe, 1.0  # Right foot kicks, left foot stands.
   prob = _problem(rng, sb, betas, _style(rng, "kick"), stand_y, obj, rot, trans, toe_target=toe_t,
                   toe_w=toe_w, sole_w=sole_w, balance_w=np.float32(0.0))
-  return Scene("kick", obj, rot, trans, prob, held=False, hands_used=())
+  return Scene("kick", obj, rot, trans, prob, held=False, hands_used=(), pose_class="kick")
+
+
+def _bend(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
+  """Bending at the hips, legs nearly straight, both palms on top of a low object on the floor."""
+  rot = yaw_matrix(rng.uniform(0, 2 * np.pi))
+  lo, hi = _bbox(obj, rot)
+  trans = np.array([rng.normal(0, 0.03), _floor_offset(obj), 0.3 - lo[2] + rng.uniform(0.0, 0.1)], np.float32)
+  pts, nrm = _world_surface(obj, rot, trans)
+  mid = 0.5 * (lo + hi) + trans
+  half = 0.5 * (hi[0] - lo[0])
+  targets, dirs = [], []
+  for sx in (1.0, -1.0):
+    near = np.array([mid[0] + sx * min(0.7 * half, rng.uniform(0.08, 0.18)), trans[1] + hi[1], mid[2]])
+    p, n = _surface_point(pts, nrm, np.array([0.0, 1.0, 0.0]), near, 0.8)
+    targets.append(p + _SKIN * n)
+    dirs.append(-n)
+  prob = _problem(rng, sb, betas, _style(rng, "bend"), stand_y, obj, rot, trans, hand_target=np.stack(targets),
+                  hand_w=np.ones(2), palm_dir=np.stack(dirs), palm_w=np.full(2, 2.0),
+                  hand_rot=poses.finger_rotations(rng.uniform(0.0, 0.2), 0.3), balance_w=np.float32(3.0),
+                  pelvis_w=_ANCHOR)
+  return Scene("bend", obj, rot, trans, prob, held=False, hands_used=(0, 1), pose_class="bend")
+
+
+def _squat(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
+  """Squatting low in front of an object on the floor, hands on its sides."""
+  rot = yaw_matrix(rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.1))
+  lo, hi = _bbox(obj, rot)
+  if hi[0] - lo[0] > 0.7:
+    rot = yaw_matrix(np.pi / 2) @ rot
+    lo, hi = _bbox(obj, rot)
+  trans = np.array([0.0, _floor_offset(obj), 0.5 - lo[2] + rng.uniform(0.0, 0.1)], np.float32)
+  pts, nrm = _world_surface(obj, rot, trans)
+  mid = 0.5 * (lo + hi) + trans
+  grab_y = trans[1] + lo[1] + rng.uniform(0.4, 0.75) * (hi[1] - lo[1])
+  targets, dirs = [], []
+  for sx in (1.0, -1.0):
+    p, n = _surface_point(pts, nrm, np.array([sx, 0.0, 0.0]), np.array([mid[0] + sx, grab_y, mid[2] - 0.05]))
+    targets.append(p + _SKIN * n)
+    dirs.append(-n)
+  pelvis = np.array([0.0, rng.uniform(0.35, 0.5), rng.uniform(-0.05, 0.05)], np.float32)
+  prob = _problem(rng, sb, betas, _style(rng, "squat"), stand_y, obj, rot, trans, hand_target=np.stack(targets),
+                  hand_w=np.ones(2), palm_dir=np.stack(dirs), palm_w=np.full(2, 2.0),
+                  hand_rot=poses.finger_rotations(rng.uniform(0.1, 0.35), 0.4), balance_w=np.float32(0.0),
+                  pelvis_target=pelvis, pelvis_w=np.array([0.05, 1.0, 0.05], np.float32))
+  rest_pelvis_y = pelvis_y - stand_y
+  prob = prob._replace(init_trans=np.array([0.0, pelvis[1] - rest_pelvis_y, 0.0], np.float32))
+  return Scene("squat", obj, rot, trans, prob, held=False, hands_used=(0, 1), pose_class="squat")
+
+
+def _overhead(rng, obj, sb, betas, stand_y, shoulder_y, pelvis_y):
+  """Holding an object above the head with both hands on its sides."""
+  rot = yaw_matrix(rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.1))
+  lo, hi = _bbox(obj, rot)
+  if hi[0] - lo[0] > 0.55:
+    rot = yaw_matrix(np.pi / 2) @ rot
+    lo, hi = _bbox(obj, rot)
+  bottom = shoulder_y + rng.uniform(0.35, 0.5)  # Above the head (shoulders are ~0.25 m below its top).
+  trans = np.array([rng.normal(0, 0.02), bottom - lo[1], rng.uniform(0.0, 0.12) - 0.5 * (lo[2] + hi[2])],
+                   np.float32)
+  pts, nrm = _world_surface(obj, rot, trans)
+  mid = 0.5 * (lo + hi) + trans
+  targets, dirs = [], []
+  for sx in (1.0, -1.0):
+    near = np.array([mid[0] + sx, mid[1] + rng.uniform(-0.2, 0.1) * (hi[1] - lo[1]), mid[2]])
+    p, n = _surface_point(pts, nrm, np.array([sx, 0.0, 0.0]), near)
+    targets.append(p + _SKIN * n)
+    dirs.append(-n)
+  prob = _problem(rng, sb, betas, _style(rng, "overhead"), stand_y, obj, rot, trans, hand_target=np.stack(targets),
+                  hand_w=np.ones(2), palm_dir=np.stack(dirs), palm_w=np.full(2, 2.0),
+                  hand_rot=poses.finger_rotations(rng.uniform(0.1, 0.3), 0.4), pelvis_w=_ANCHOR)
+  return Scene("overhead", obj, rot, trans, prob, held=True, hands_used=(0, 1), pose_class="arms_overhead")
 
 
 BUILDERS = {"carry": _carry, "lift": _lift, "hold_one_hand": _hold_one_hand, "sit": _sit,
             "push": _push_or_lean("push"), "lean": _push_or_lean("lean"), "stand_beside": _stand_beside,
-            "kick": _kick}
+            "kick": _kick, "bend": _bend, "squat": _squat, "overhead": _overhead}
 
 
 def sample_interaction(rng: np.random.Generator, allowed=None, objects=None) -> tuple[str, str]:
