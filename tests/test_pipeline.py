@@ -108,6 +108,65 @@ def test_image_content_moves_with_the_transform(record):
   assert np.all(got >= nb.min(0) - 1e-4) and np.all(got <= nb.max(0) + 1e-4)
 
 
+def _scipy_warp(channel, tf, size):
+  """Independent reference: scipy's affine_transform in (row, col) order, bilinear, zeros outside."""
+  from scipy import ndimage
+  inv = np.linalg.inv(tf.a)
+  return ndimage.affine_transform(np.asarray(channel, np.float64), inv[::-1, ::-1], (-inv @ tf.b)[::-1],
+                                  output_shape=(size, size), order=1, mode="constant")
+
+
+def _inside(tf, size, shape, margin=1.0):
+  """Crop pixels whose source point lies ≥ margin inside the image (the libraries differ at its edge)."""
+  q = np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).reshape(-1, 2)
+  p = tf.inverse(q)
+  ok = (p[:, 0] >= margin) & (p[:, 0] <= shape[1] - 1 - margin) & (p[:, 1] >= margin) & (p[:, 1] <= shape[0] - 1 - margin)
+  return ok.reshape(size, size)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_warp_matches_scipy_affine_transform(dtype):
+  rng = np.random.default_rng(0)
+  h, w = 90, 130
+  yy, xx = np.mgrid[:h, :w]
+  # 6 channels (groups of 4 + 2): smooth ramps, a sinusoid and noise with a bounded gradient.
+  chans = [xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 5.0) * np.cos(yy / 7.0), rng.random((h, w)),
+           (xx + yy) / (w + h), rng.random((h, w))]
+  img = np.stack(chans, -1)
+  img = (img * 255).round().astype(np.uint8) if dtype == np.uint8 else img.astype(np.float32)
+  tf, _, _ = pl.crop_transform([20.0, 10.0, 100.0, 70.0], (300.0, 280.0), (60.0, 45.0), 64, 1.3, 0.9, 0.4)
+  got = pl.warp(img, tf, 64)
+  assert got.shape == (64, 64, 6) and got.dtype == dtype
+  scale = 255.0 if dtype == np.uint8 else 1.0
+  ref = np.stack([_scipy_warp(img[..., c], tf, 64) for c in range(6)], -1) / scale
+  inside = _inside(tf, 64, img.shape)
+  assert inside.mean() > 0.5
+  # OpenCV snaps source points to 1/32 pixel: error ≤ 1/32 × the largest step between neighbours
+  # (1.0 for the noise channels), plus rounding to uint8.
+  err = np.abs(got / scale - ref)[inside]
+  assert err.max() <= 1 / 32 + (0.5 / 255 if dtype == np.uint8 else 1e-6)
+  assert np.median(err) < 0.01  # Typical error far below the bound: same pixel convention.
+  # Outside the image: zeros, as scipy's "constant" mode.
+  outside = ~_inside(tf, 64, img.shape, margin=-1.0)
+  assert outside.any() and not got[outside].any()
+  np.testing.assert_allclose(pl.warp(img[..., 0], tf, 64) / scale, got[..., 0] / scale)  # 2-D input.
+
+
+def test_make_example_image_matches_a_scipy_crop(record):
+  """The whole 5-channel image (RGB with colour gains, thresholded masks) against a scipy-built crop."""
+  cfg = pl.PipelineConfig(size=96, augment=True, rot_prob=1.0)
+  ex, tf = pl.make_example(record, cfg, pl.example_rng(2, 0, 7))
+  gains = pl.draw_augmentation(pl.example_rng(2, 0, 7), cfg)[2]
+  inside = _inside(tf, 96, record["image"].shape)
+  for c in range(3):
+    ref = np.clip(_scipy_warp(record["image"][..., c] / 255.0, tf, 96) * gains[c], 0, 1)
+    err = np.abs(ex["image"][..., c] - ref)[inside]
+    assert err.max() < 1.2 * (1 / 32 + 1 / 255) and np.median(err) < 0.01
+  for c, key in ((3, "human_mask"), (4, "object_mask")):
+    ref = _scipy_warp(record[key] > 0, tf, 96) >= 0.5
+    assert np.mean(ex["image"][..., c][inside] != ref[inside]) < 0.01  # Only boundary pixels may differ.
+
+
 def test_deterministic_per_seed(record):
   cfg = pl.PipelineConfig(size=48, augment=True)
   a = pl.make_example(record, cfg, pl.example_rng(1, 2, 3))[0]
