@@ -19,7 +19,8 @@ def get_default_config() -> ml_collections.ConfigDict:
   c.stage1_workdir = ""  # Stage 2: the stage-1 run to take the frozen network from.
   c.stage1_best_metric = ""  # Stage 2: restore stage 1's best checkpoint by this metric.
 
-  c.data = ml_collections.ConfigDict(dict(dir="", name="synthetic_hoi", image_size=256, augment=True))
+  # workers: input worker processes per host (0: a read-ahead thread in the training process).
+  c.data = ml_collections.ConfigDict(dict(dir="", name="synthetic_hoi", image_size=256, augment=True, workers=2))
   c.eval = ml_collections.ConfigDict(dict(split="test", every=1000, num_examples=256, best_metric=""))
   c.optim = ml_collections.ConfigDict(dict(learning_rate=1e-4, b1=0.5, eps=1e-8, ema_decay=0.999))
 
