@@ -33,7 +33,7 @@ from scorehoi_jax.geometry.distances import chamfer_distance
 from scorehoi_jax.models import build as models_build
 from scorehoi_jax.models.hoi_net import HOINet, pelvis_centred_body
 from scorehoi_jax.models.point_encoder import PointEncoder, pretrain_loss
-from scorehoi_jax.train import loop, losses, steps
+from scorehoi_jax.train import loop, losses, sharding, steps
 from scorehoi_jax.train.checkpoint import Checkpoints
 
 
@@ -254,6 +254,7 @@ def train_stage2(config, workdir: str):
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   """Run the configured stage in ``workdir`` (resuming if it has checkpoints)."""
+  sharding.maybe_initialize_distributed()  # Before any JAX computation; a no-op on one host.
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "config.json"), "w") as f:
     json.dump(config.to_dict(), f, indent=1, default=str)
