@@ -45,7 +45,7 @@ def positions(n: int, seed: int, shuffle: bool = True) -> grain.MapDataset:
 
 
 class _Example:
-  """(epoch, index) -> example; a class (not a closure) so worker processes get it by pickling."""
+  """(epoch, index) -> example: decode the record, then crop and augment with its own generator."""
 
   def __init__(self, source, config: pipeline.PipelineConfig, seed: int, decode: Callable | None):
     self.source, self.config, self.seed, self.decode = source, config, int(seed), decode
@@ -87,6 +87,12 @@ def _allow_unparsed_absl_flags():
     flags.FLAGS.mark_as_parsed()
 
 
+def _one_thread_per_worker(index: int, count: int):
+  """Worker processes already use the cores; OpenCV's own thread pool would only oversubscribe them."""
+  import cv2
+  cv2.setNumThreads(1)
+
+
 def iterable(batches: grain.MapDataset, workers: int = 0, buffer: int = 2) -> grain.IterDataset:
   """A checkpointable iterable of batches: ``workers`` processes (0: one read-ahead thread here).
 
@@ -96,7 +102,8 @@ def iterable(batches: grain.MapDataset, workers: int = 0, buffer: int = 2) -> gr
   ds = batches.to_iter_dataset(grain.ReadOptions(num_threads=1 if workers == 0 else 0, prefetch_buffer_size=buffer))
   if workers > 0:
     _allow_unparsed_absl_flags()
-    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=buffer))
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=buffer),
+                        worker_init_fn=_one_thread_per_worker)
   return ds
 
 

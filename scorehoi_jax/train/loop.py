@@ -121,6 +121,8 @@ def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any]
   for step in range(start, cfg.total_steps):
     batch = next(it)
     n_examples += len(jax.tree.leaves(batch)[0])
+    if step == start:  # Every global batch is split over all devices of the data mesh.
+      sharding.check_batch_size(len(jax.tree.leaves(batch)[0]) * jax.process_count(), mesh)
     state, metrics = step_fn(state, sharding.shard_batch(batch, mesh), jax.random.fold_in(base_rng, step))
     loss = float(metrics["loss"])  # One scalar per step: the divergence check needs it anyway.
     if not math.isfinite(loss):
