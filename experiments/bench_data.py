@@ -173,7 +173,11 @@ def pipeline_section(args, rng) -> list[str]:
   rec = tfds_common.decode_record(stored[0])
   before = pipeline_at(args.before)
   cv2_threads = cv2.getNumThreads()
+  now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
   out = ["", f"## Input pipeline (stored {args.source}² frame: JPEG q92 image + PNG masks; augmentation on)", "",
+         f"Measured {now}; `python experiments/bench_data.py --only pipeline --batches {args.batches}`. "
+         "Load = `uptime`'s 1-minute average right after each number (2 cores; above 2 other jobs take "
+         "most of the CPU and wall-clock numbers inflate; CPU times barely move).", "",
          f"Decode (JPEG + 2 PNG, PIL): {bench_decode(stored[0], n) * 1e3:.2f} ms per record (load {load1():.1f}).", "",
          "Crop + augmentation per example (`make_example` on a decoded record, one process, best of 3 × "
          f"{n}); before = `{args.before}` (scipy.ndimage, one channel at a time), after = this tree (OpenCV "

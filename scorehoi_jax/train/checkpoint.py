@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 
-import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -60,7 +59,10 @@ class Checkpoints:
     meta = dict(meta or {})
     if metrics is not None:
       meta["metrics"] = {k: float(v) for k, v in metrics.items()}
-    items = {"data": grain.checkpoint.CheckpointSave(data)} if data is not None else {}
+    items = {}
+    if data is not None:
+      import grain.checkpoint  # Registers grain's Orbax handler; only training needs it.
+      items["data"] = grain.checkpoint.CheckpointSave(data)
     args = lambda: ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta), **items)
     self._manager.save(step, args=args())
     if self._best is not None and metrics is not None and self.best_metric in metrics:
@@ -88,6 +90,7 @@ class Checkpoints:
     if step is None or not os.path.isdir(os.path.join(path, "data")):
       raise CheckpointError(f"{path}: holds no input-pipeline state, so the example stream cannot be resumed "
                             "exactly (checkpoint from an older version?). Start a fresh work dir.")
+    import grain.checkpoint
     try:
       self._manager.restore(step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(iterator)))
     except Exception as e:  # A state of another pipeline (other workers, batch size) fails inside grain.
