@@ -72,18 +72,6 @@ def test_process_shares_make_up_the_global_batch():
     loader.host_batches(stream, 4, 0, 3)
 
 
-def test_workers_give_the_same_batches_as_the_main_process():
-  recs = _records()
-  ref = [next(it) for it in [iter(loader.train_batches(recs, CFG, 3, seed=2, workers=0, decode=_identity))]
-         for _ in range(4)]
-  it = iter(loader.train_batches(recs, CFG, 3, seed=2, workers=2, decode=_identity))
-  got = [next(it) for _ in range(4)]
-  it.close()
-  for a, b in zip(ref, got):
-    for k in a:
-      np.testing.assert_array_equal(a[k], b[k])
-
-
 def test_eval_batches_in_order_padded_and_unaugmented():
   recs = _records()
   out = list(loader.eval_batches(recs, CFG, 3, num=5, decode=_identity))
@@ -118,8 +106,10 @@ def _cfg(total):
   return loop.LoopConfig(total_steps=total, log_every=1, checkpoint_every=3, progress=False)
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("workers", [0, 2])
 def test_kill_and_resume_continues_the_exact_example_stream(tmp_path, workers):
+  """The reference run reads in this process; the killed and resumed runs through worker processes
+  (interleaved: worker w makes batches w, w + 2, ...) see exactly the same batches."""
   recs = _records()
   # 4 examples per step over 7 records: epochs end mid-batch, so a wrong resume position shows.
   data = lambda w: loader.train_batches(recs, CFG, 4, seed=9, workers=w, decode=_identity)
