@@ -15,7 +15,12 @@ each process feeds its own devices (``sharding.shard_batch``).
 Worker processes (``mp_prefetch``) each build whole host batches. The
 iterator's state (``get_state``) is small JSON; the training loop saves it
 with Orbax next to the train state (grain's checkpoint handler), so a resumed
-run continues the exact example stream.
+run continues the exact example stream. Workers are spawned processes: a
+script of your own that iterates with workers > 0 needs the usual
+``if __name__ == "__main__":`` guard (``scorehoi train`` has it). On this
+project's 2-core VM the read-ahead thread (workers = 0) feeds more than
+workers do (experiments/results/data_pipeline.md); workers pay off where
+cores are many, as on GPU hosts.
 """
 
 from __future__ import annotations
