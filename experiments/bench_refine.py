@@ -218,6 +218,9 @@ def main(argv=None):
       results[(name, b)] = (r, refiner, inp)
       print(f"{name:8s} B={b:5d} compile {r['compile_s']:.1f}s  run {r['best_s']:.2f}s  "
             f"{b / r['best_s']:.2f} samples/s", flush=True)
+      if args.skip_breakdown:  # Nothing is measured after the batches: keep the report current (time limits).
+        write_report(out, args, cfg, dev, kind, results, [], r["best_s"], b, name, [], count_params(params), load0,
+                     [])
 
   first = [v for v in args.settings.split(",") if v][0]
   bb = args.breakdown_batch or max(batches)

@@ -175,11 +175,12 @@ def main(argv=None):
                    f"{r['load']:.1f} |")
     parts = "; ".join(f"{k} {v:,}" for k, v in counts.items())
     count_lines.append(f"| {size} | {parts} | {sum(counts.values()):,} |")
-  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  lines += ["", "Parameter counts:", "", "| size | parts | total |", "|---|---|---|"] + count_lines
-  lines += ["", f"Peak host RSS of the whole benchmark process: {rss:.0f} MiB."]
-  write_markdown(args.out, lines)
-  print("\n".join(lines))
+    # Written after every size, so a run stopped by a time limit keeps what it measured.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report = lines + ["", "Parameter counts:", "", "| size | parts | total |", "|---|---|---|"] + count_lines
+    report += ["", f"Peak host RSS of the whole benchmark process: {rss:.0f} MiB."]
+    write_markdown(args.out, report)
+  print("\n".join(report))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 # One GPU check: install with the cuda extra, then measure refinement, training and evaluation
 # throughput and write experiments/results/{refine,training,evaluation}_gpu.md plus a summary.
 #
-#   bash experiments/gpu_check.sh          # on a GPU machine, from anywhere; about 7 minutes on one H200
+#   bash experiments/gpu_check.sh    # on a GPU machine, from anywhere: the install, then at most 7 minutes
 #
-# Steps (each under its own time limit, so one slow step cannot eat the others' time):
+# Steps (each under its own time limit, so one slow step cannot eat the others' time; the refinement
+# report is rewritten after every batch size, so a step cut short keeps what it measured):
 #   1. pip install -e ".[cuda]"                     (skip: GPU_CHECK_SKIP_INSTALL=1)
 #   2. a small synthetic dataset for the input pipeline and evaluation (scorehoi prepare synthetic)
 #   3. refinement at paper settings (N=10, tau=50, dt=2) at batch 256, 1024, 4096, with compile times
@@ -14,19 +15,19 @@
 # Every size is an environment variable (defaults in brackets), so a test can run the whole script on
 # a CPU at tiny sizes (JAX_PLATFORMS=cpu GPU_CHECK_SKIP_INSTALL=1 ...):
 #   GPU_CHECK_OUT [experiments/results]   GPU_CHECK_PYTHON [python]          GPU_CHECK_WORKERS [8]
-#   GPU_CHECK_FRAMES [512]                GPU_CHECK_RESOLUTION [256]
+#   GPU_CHECK_FRAMES [128]                GPU_CHECK_RESOLUTION [256]
 #   GPU_CHECK_REFINE_BATCHES [256,1024,4096]  GPU_CHECK_REFINE_ARGS []  (extra bench_refine.py arguments)
 #   GPU_CHECK_TRAIN_SIZES [default,shipped]   GPU_CHECK_TRAIN_BATCH [64,256]  GPU_CHECK_TRAIN_STEPS [10]
-#   GPU_CHECK_EVAL_FRAMES [128]  GPU_CHECK_EVAL_BATCH [64]  GPU_CHECK_EVAL_METHODS [regressor,full]
+#   GPU_CHECK_EVAL_FRAMES [96]  GPU_CHECK_EVAL_BATCH [64]  GPU_CHECK_EVAL_METHODS [regressor,full]
 #   GPU_CHECK_EVAL_ARGS []  (extra `scorehoi evaluate` arguments)
-#   GPU_CHECK_LIMITS [45,150,150,100]  (seconds for steps 2-5)
+#   GPU_CHECK_LIMITS [60,130,140,90]  (seconds for steps 2-5)
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 PY=${GPU_CHECK_PYTHON:-python}
 OUT=${GPU_CHECK_OUT:-experiments/results}
 WORKERS=${GPU_CHECK_WORKERS:-8}
-IFS=, read -r LIM_DATA LIM_REFINE LIM_TRAIN LIM_EVAL <<< "${GPU_CHECK_LIMITS:-45,150,150,100}"
+IFS=, read -r LIM_DATA LIM_REFINE LIM_TRAIN LIM_EVAL <<< "${GPU_CHECK_LIMITS:-60,130,140,90}"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
@@ -51,7 +52,7 @@ fi
 "$PY" -c "import jax; print('devices:', jax.devices())" || exit 1
 
 step data "$LIM_DATA" "$PY" -m scorehoi_jax.cli prepare synthetic --out "$WORK/data" \
-  --num "${GPU_CHECK_FRAMES:-512}" --resolution "${GPU_CHECK_RESOLUTION:-256}" --workers "$WORKERS" --seed 1
+  --num "${GPU_CHECK_FRAMES:-128}" --resolution "${GPU_CHECK_RESOLUTION:-256}" --workers "$WORKERS" --seed 1
 
 # shellcheck disable=SC2086  # The extra arguments are meant to split into words.
 step refine "$LIM_REFINE" "$PY" experiments/bench_refine.py --settings paper \
@@ -64,7 +65,7 @@ step training "$LIM_TRAIN" "$PY" experiments/bench_training.py --sizes "${GPU_CH
 
 # shellcheck disable=SC2086
 step evaluation "$LIM_EVAL" "$PY" -m scorehoi_jax.cli evaluate --data "$WORK/data" --split train \
-  --limit "${GPU_CHECK_EVAL_FRAMES:-128}" --batch "${GPU_CHECK_EVAL_BATCH:-64}" \
+  --limit "${GPU_CHECK_EVAL_FRAMES:-96}" --batch "${GPU_CHECK_EVAL_BATCH:-64}" \
   --methods "${GPU_CHECK_EVAL_METHODS:-regressor,full}" --out "$WORK/eval" ${GPU_CHECK_EVAL_ARGS:-}
 
 # The evaluation report and the summary (what each step wrote, its status and time).
