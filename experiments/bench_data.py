@@ -7,29 +7,38 @@ Measures
    (13,718 vertices) and a procedural chair, GL (moderngl/EGL, 4x MSAA) vs
    trimesh/embree ray casting, at 256² and 512²; "dynamic" = new vertex
    positions every frame (the data-generation loop).
-2. Input pipeline: decode a stored record (JPEG image + PNG masks) and crop/
-   augment it to 256² with 5 channels, one thread and through ``prefetch``.
+2. Input pipeline: decode a stored record (JPEG image + PNG masks); crop and
+   augment it to 128² / 256² with 5 channels, with today's code (OpenCV) and
+   with the code of ``--before`` (scipy.ndimage per channel), loaded from git;
+   then examples/s of the Grain training input (data/loader.py: shuffle,
+   decode, crop, augment, batch) against the number of worker processes.
+   The machine load (``uptime``'s 1-minute average) is recorded next to
+   every number.
 3. Size of stored frames per 1,000 (JPEG q92 images + PNG masks + targets), by
    writing frames with a TFDS builder to ArrayRecord and measuring the files.
 Timings on a shared 2-core CPU are noisy (other jobs run at the same time);
-treat them as order-of-magnitude.
+treat them as order-of-magnitude. ``--only pipeline`` skips parts 1 and 3.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scorehoi_jax import body as body_lib  # noqa: E402
+from scorehoi_jax.data import loader  # noqa: E402
 from scorehoi_jax.data import pipeline as pl  # noqa: E402
 from scorehoi_jax.data import tfds_common  # noqa: E402
 from scorehoi_jax.objects import get_object  # noqa: E402
@@ -72,23 +81,67 @@ def _record(res: int, rng) -> dict:
           "human_contact": np.zeros(431), "object_contact": np.zeros(64), "object_floor_contact": np.zeros(64)}
 
 
-def bench_pipeline(res: int, n: int, rng) -> tuple[float, float, float]:
-  stored = tfds_common.encode_record(_record(res, rng))
-  cfg = pl.PipelineConfig(size=256, augment=True)
+def pipeline_at(rev: str):
+  """The pipeline module as it was at git revision ``rev`` (for the before/after comparison)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  code = subprocess.run(["git", "show", f"{rev}:scorehoi_jax/data/pipeline.py"], cwd=root, check=True,
+                        capture_output=True, text=True).stdout
+  path = os.path.join(tempfile.mkdtemp(), f"pipeline_{rev}.py")
+  with open(path, "w") as f:
+    f.write(code)
+  spec = importlib.util.spec_from_file_location(f"pipeline_{rev}", path)
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # dataclasses looks the module up while the file runs.
+  spec.loader.exec_module(module)
+  return module
+
+
+def load1() -> float:
+  return os.getloadavg()[0]
+
+
+def bench_decode(stored, n: int) -> float:
   t = time.perf_counter()
-  for i in range(n):
-    rec = tfds_common.decode_record(stored)
-  decode = (time.perf_counter() - t) / n
-  t = time.perf_counter()
-  for i in range(n):
-    pl.make_example(rec, cfg, pl.example_rng(0, 0, i))
-  crop = (time.perf_counter() - t) / n
-  src = [stored] * n
-  t = time.perf_counter()
-  for _ in pl.prefetch(pl.batches(src, cfg, 8, shuffle=True)):
-    pass
-  batched = (time.perf_counter() - t) / n
-  return decode, crop, batched
+  for _ in range(n):
+    tfds_common.decode_record(stored)
+  return (time.perf_counter() - t) / n
+
+
+def bench_crop(module, rec: dict, size: int, n: int) -> tuple[float, float]:
+  """(wall, CPU) seconds per example of crop + augmentation (make_example on a decoded record).
+
+  Best of 3 rounds of n. CPU time (process_time) counts only this process's work, so it moves
+  much less than wall time with the load of other jobs on a shared machine.
+  """
+  cfg = module.PipelineConfig(size=size, augment=True)
+  module.make_example(rec, cfg, module.example_rng(0, 0, 0))
+  wall = cpu = float("inf")
+  for _ in range(3):
+    t, c = time.perf_counter(), time.process_time()
+    for i in range(n):
+      module.make_example(rec, cfg, module.example_rng(0, 0, i))
+    wall, cpu = min(wall, (time.perf_counter() - t) / n), min(cpu, (time.process_time() - c) / n)
+  return wall, cpu
+
+
+def bench_loader(stored: list, size: int, workers: int, batch: int, num_batches: int):
+  """(examples/s in steady state, CPU ms per example of this process, seconds to the first batch).
+
+  With workers = 0 the CPU time is the whole input pipeline's cost per example (decode, crop,
+  augment, batch), which bounds what one core can feed whatever the load.
+  """
+  t0 = time.perf_counter()
+  it = iter(loader.train_batches(stored, pl.PipelineConfig(size=size, augment=True), batch, seed=0,
+                                 workers=workers))
+  next(it)
+  first = time.perf_counter() - t0
+  t, c = time.perf_counter(), time.process_time()
+  for _ in range(num_batches):
+    next(it)
+  rate = batch * num_batches / (time.perf_counter() - t)
+  cpu_ms = (time.process_time() - c) / (batch * num_batches) * 1e3
+  it.close()
+  return rate, cpu_ms, first
 
 
 class BenchHoi(tfds_common.make_builder_class("bench_hoi")):
@@ -111,13 +164,79 @@ def bench_size(res: int, n: int, rng) -> float:
   return size / n * 1000
 
 
+def pipeline_section(args, rng) -> list[str]:
+  n = 20 if args.quick else 100
+  frames = [_record(args.source, rng) for _ in range(8)]
+  stored = [tfds_common.encode_record(dict(f, frame_id=f"f{i}")) for i, f in enumerate(frames)]
+  # 1,024 entries over the 8 frames: Grain's index shuffle is slow for tiny datasets (~25 ms per index at n = 4).
+  source = [stored[i % len(stored)] for i in range(1024)]
+  rec = tfds_common.decode_record(stored[0])
+  before = pipeline_at(args.before)
+  cv2_threads = cv2.getNumThreads()
+  now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+  out = ["", f"## Input pipeline (stored {args.source}² frame: JPEG q92 image + PNG masks; augmentation on)", "",
+         f"Measured {now}; `python experiments/bench_data.py --only pipeline --batches {args.batches}`. "
+         "Load = `uptime`'s 1-minute average right after each number (2 cores; above 2 other jobs take "
+         "most of the CPU and wall-clock numbers inflate; CPU times barely move).", "",
+         f"Decode (JPEG + 2 PNG, PIL): {bench_decode(stored[0], n) * 1e3:.2f} ms per record (load {load1():.1f}).", "",
+         "Crop + augmentation per example (`make_example` on a decoded record, one process, best of 3 × "
+         f"{n}); before = `{args.before}` (scipy.ndimage, one channel at a time), after = this tree (OpenCV "
+         "warpAffine: RGB in one call, both masks in one call):", "",
+         "| crop | before ms (wall) | before ms (CPU) | load | after ms (wall) | after ms (CPU) | load | "
+         "speed-up (CPU) |", "|---|---|---|---|---|---|---|---|"]
+  cv2.setNumThreads(1)  # One core per example, as in a loader worker (the pipeline's workers do the same).
+  for size in (128, 256):
+    (bw, bc), lb = bench_crop(before, rec, size, n), load1()
+    (aw, ac), la = bench_crop(pl, rec, size, n), load1()
+    out.append(f"| {size}² | {bw * 1e3:.2f} | {bc * 1e3:.2f} | {lb:.1f} | {aw * 1e3:.2f} | {ac * 1e3:.2f} | {la:.1f} | "
+               f"{bc / ac:.1f}× |")
+    crop_256 = (aw, la)
+    print(out[-1], flush=True)
+  cv2.setNumThreads(cv2_threads)
+  bs = 32
+  out += ["", f"Grain training input (`loader.train_batches`: global shuffle, decode, crop, augment, batch {bs}), "
+          f"{os.cpu_count()} CPU cores; steady state over {args.batches} batches after the first; "
+          "workers = 0 is a read-ahead thread in the consuming process, whose CPU time is then the pipeline's "
+          "whole cost per example (its inverse is what one idle core feeds):", "",
+          "| crop | workers | examples/s | load | CPU ms per example (workers = 0) | ⇒ examples/s per idle core | "
+          "first batch (s) |", "|---|---|---|---|---|---|---|"]
+  rates_256 = []
+  for size in (128, 256):
+    for workers in (0, 1, 2):
+      rate, cpu_ms, first = bench_loader(source, size, workers, bs, args.batches)
+      per_core = f"{cpu_ms:.2f} | {1e3 / cpu_ms:.0f}" if workers == 0 else "– | –"
+      out.append(f"| {size}² | {workers} | {rate:.0f} | {load1():.1f} | {per_core} | {first:.1f} |")
+      if size == 256:
+        rates_256.append((rate, workers, load1()))
+      print(out[-1], flush=True)
+  best = max(rates_256)
+  ok = lambda c: "met" if c else "NOT met"
+  out += ["", f"Issue 14's targets: crop + augmentation ≤ 3 ms per example at 256²: {crop_256[0] * 1e3:.2f} ms wall "
+          f"(load {crop_256[1]:.1f}), {ok(crop_256[0] <= 3e-3)}; ≥ 150 examples/s at 256² on this CPU: "
+          f"{best[0]:.0f} with {best[1]} workers (load {best[2]:.1f}), {ok(best[0] >= 150)}."]
+  return out
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--quick", action="store_true")
   ap.add_argument("--out", default="experiments/results/data_pipeline.md")
+  ap.add_argument("--only", choices=("all", "pipeline"), default="all")
+  ap.add_argument("--source", type=int, default=256, help="size of the stored frames of the pipeline benchmark")
+  ap.add_argument("--batches", type=int, default=16, help="batches timed per loader measurement")
+  ap.add_argument("--before", default="64dc2e3", help="git revision of the scipy pipeline (issue 14's 'before')")
   args = ap.parse_args()
   n = 3 if args.quick else 10
   rng = np.random.default_rng(0)
+  if args.only == "pipeline":  # Replace only the pipeline section of an existing report.
+    section = pipeline_section(args, rng)
+    with open(args.out) as f:
+      old = f.read().split("\n")
+    start = next(i for i, l in enumerate(old) if l.startswith("## Input pipeline"))
+    end = next(i for i, l in enumerate(old) if l.startswith("## Stored size"))
+    write_markdown(args.out, old[:start - 1] + section + [""] + old[end:])
+    print(f"updated the input-pipeline section of {args.out}")
+    return
   lines = ["# Renderer, input pipeline and dataset size", "",
            f"Date: {datetime.date.today()}; machine: {platform.node()}, {os.cpu_count()} cores, "
            f"{platform.processor() or platform.machine()}; GL: {backend_info('gl') if 'gl' in available_backends() else 'unavailable'}.",
@@ -131,13 +250,7 @@ def main():
       s, d = bench_render(res, backend, n, rng)
       lines.append(f"| {backend} | {res}² | {s * 1e3:.1f} | {d * 1e3:.1f} | {1 / d:.1f} |")
       print(lines[-1], flush=True)
-  lines += ["", "## Input pipeline (stored record -> 256² 5-channel example, augmentation on)", "",
-            "| source image | decode ms | crop+augment ms | batched+prefetch ms/example | examples/s (batched) |",
-            "|---|---|---|---|---|"]
-  for res in (256, 512):
-    dec, crop, bat = bench_pipeline(res, 4 * n, rng)
-    lines.append(f"| {res}² | {dec * 1e3:.1f} | {crop * 1e3:.1f} | {bat * 1e3:.1f} | {1 / bat:.0f} |")
-    print(lines[-1], flush=True)
+  lines += pipeline_section(args, rng)
   lines += ["", "## Stored size (ArrayRecord, JPEG q92 + PNG masks + targets)", "", "| image size | MB per 1,000 frames |",
             "|---|---|"]
   for res in (256, 512):

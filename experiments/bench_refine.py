@@ -187,6 +187,7 @@ def main(argv=None):
   ap.add_argument("--img-dim", type=int, default=2048)
   ap.add_argument("--geo-dim", type=int, default=256)
   ap.add_argument("--skip-ablations", action="store_true", help="skip the in-situ time breakdown")
+  ap.add_argument("--skip-breakdown", action="store_true", help="skip the standalone per-piece times too")
   ap.add_argument("--out", default=None)
   overrides, rest = split_overrides(sys.argv[1:] if argv is None else list(argv))
   args = ap.parse_args(rest)
@@ -217,11 +218,14 @@ def main(argv=None):
       results[(name, b)] = (r, refiner, inp)
       print(f"{name:8s} B={b:5d} compile {r['compile_s']:.1f}s  run {r['best_s']:.2f}s  "
             f"{b / r['best_s']:.2f} samples/s", flush=True)
+      if args.skip_breakdown:  # Nothing is measured after the batches: keep the report current (time limits).
+        write_report(out, args, cfg, dev, kind, results, [], r["best_s"], b, name, [], count_params(params), load0,
+                     [])
 
   first = [v for v in args.settings.split(",") if v][0]
   bb = args.breakdown_batch or max(batches)
   _, refiner_b, inp_b = results[(first, bb)]
-  rows = breakdown(refiner_b, params, inp_b, args.repeats)
+  rows = [] if args.skip_breakdown else breakdown(refiner_b, params, inp_b, args.repeats)
   total_b = results[(first, bb)][0]["best_s"]
   for k, v in SETTINGS[first].items():
     setattr(cfg.refine, k, v)
@@ -277,7 +281,8 @@ def write_report(out, args, cfg, dev, kind, results, rows, total_b, bb, first, c
     L_.append(f"| {name} | {r['rounds']} | {r['dt']} | {b} | {r['compile_s']:.1f} | {r['best_s']:.2f} "
               f"({r['median_s']:.2f}) | {ps:.3f} | {b / r['best_s']:.2f} | {r['temp_mb']:.0f} | {r['rss_mb']:.0f} | "
               f"{RELEASED_BEST_PER_SAMPLE / ps:.0f}× |")
-  L_.append(f"\n## Where the time goes ({first} settings, batch {bb})\n")
+  if rows or abl:
+    L_.append(f"\n## Where the time goes ({first} settings, batch {bb})\n")
   if abl:
     L_.append("**In situ** (authoritative): the whole compiled refinement re-timed with one piece switched off "
               "(variants timed round-robin, best of the repeats); "
@@ -298,24 +303,25 @@ def write_report(out, args, cfg, dev, kind, results, rows, total_b, bb, first, c
     L_.append(f"| ⇒ guidance gradient, all terms | {guid:.2f} | | {100 * guid / full:.0f}% |")
     L_.append(f"| ⇒ of which body model, floor term, bookkeeping | {rest:.2f} | | {100 * rest / full:.0f}% |")
     L_.append("")
-  L_.append(("**Standalone**: " if abl else "") +
-            "each piece jitted alone (best of ≥5), times its number of calls per refinement. The pieces of the "
-            "guidance gradient overlap with the whole-gradient row (which is what the sampler runs); "
-            "'rest' is the measured total minus denoiser, whole gradient and contact rows. Pieces timed alone "
-            "run outside the loop and at other moments of a shared machine, so this table can over- or "
-            "under-count (a negative 'rest' means it over-counts)" + ("; the in-situ table is the honest one." if abl
-                                                                    else ".") + "\n")
-  L_.append("| piece | per call (ms) | calls / refinement | total (s) | share of measured |")
-  L_.append("|---|---|---|---|---|")
-  accounted = 0.0
-  for name, best, count in rows:
-    tot = best * count
-    if name.startswith(("denoiser", "=", "contact")):
-      accounted += tot
-    L_.append(f"| {name} | {best * 1e3:.2f} | {count} | {tot:.2f} | {100 * tot / total_b:.0f}% |")
-  L_.append(f"| rest (DDIM arithmetic, decode/loss bookkeeping, scan overhead) | | | {total_b - accounted:.2f} | "
-            f"{100 * (total_b - accounted) / total_b:.0f}% |")
-  L_.append(f"| **measured refinement** | | | **{total_b:.2f}** | 100% |")
+  if rows:
+    L_.append(("**Standalone**: " if abl else "") +
+              "each piece jitted alone (best of ≥5), times its number of calls per refinement. The pieces of the "
+              "guidance gradient overlap with the whole-gradient row (which is what the sampler runs); "
+              "'rest' is the measured total minus denoiser, whole gradient and contact rows. Pieces timed alone "
+              "run outside the loop and at other moments of a shared machine, so this table can over- or "
+              "under-count (a negative 'rest' means it over-counts)" + ("; the in-situ table is the honest one." if abl
+                                                                      else ".") + "\n")
+    L_.append("| piece | per call (ms) | calls / refinement | total (s) | share of measured |")
+    L_.append("|---|---|---|---|---|")
+    accounted = 0.0
+    for name, best, count in rows:
+      tot = best * count
+      if name.startswith(("denoiser", "=", "contact")):
+        accounted += tot
+      L_.append(f"| {name} | {best * 1e3:.2f} | {count} | {tot:.2f} | {100 * tot / total_b:.0f}% |")
+    L_.append(f"| rest (DDIM arithmetic, decode/loss bookkeeping, scan overhead) | | | {total_b - accounted:.2f} | "
+              f"{100 * (total_b - accounted) / total_b:.0f}% |")
+    L_.append(f"| **measured refinement** | | | **{total_b:.2f}** | 100% |")
   if compat_rows:
     L_.append("\n## Denoiser at the released widths (hidden 2048, 3 + 2 blocks), per call\n")
     L_.append("Conditions' keys/values precomputed once per refinement, as our sampler does (the released code "

@@ -173,7 +173,8 @@ def test_behave_round_trip(tmp_path):
   # A second prepare finds the dataset and reports the stored counts without regenerating.
   assert behave.prepare_behave(str(tmp_path / "root"), str(tmp_path / "root" / "smplh"), out) == counts
   # The stored records feed the input pipeline.
-  batch = next(pl.batches(src["test"], pl.PipelineConfig(size=32), 2))
+  from scorehoi_jax.data import loader
+  batch = next(loader.eval_batches(src["test"], pl.PipelineConfig(size=32), 2))
   assert batch["image"].shape == (2, 32, 32, 5) and batch["valid"].tolist() == [1, 0]
 
 

@@ -192,24 +192,13 @@ def test_deterministic_per_seed(record):
   assert not np.array_equal(a["image"], c["image"])
 
 
-def test_batches_pad_and_prefetch(record):
-  src = [record] * 5
-  cfg = pl.PipelineConfig(size=32, augment=True)
-  out = list(pl.prefetch(pl.batches(src, cfg, 2, seed=4, shuffle=True, decode=lambda r: r)))
-  assert len(out) == 3
-  assert set(out[0]) == set(pl.EXAMPLE_KEYS)
-  assert out[0]["image"].shape == (2, 32, 32, 5) and out[0]["pose"].shape == (2, 52, 3, 3)
-  np.testing.assert_array_equal(out[2]["valid"], [1, 0])
-  assert not out[2]["image"][1].any()
-  again = list(pl.batches(src, cfg, 2, seed=4, shuffle=True, decode=lambda r: r))
-  np.testing.assert_array_equal(again[1]["image"], out[1]["image"])
-  assert len(list(pl.batches(src, cfg, 2, drop_remainder=True, decode=lambda r: r))) == 2
-
-  def boom():
-    yield 1
-    raise RuntimeError("broken source")
-  with pytest.raises(RuntimeError, match="broken source"):
-    list(pl.prefetch(boom()))
+def test_stack_pads_with_invalid_examples(record):
+  ex = pl.make_example(record, pl.PipelineConfig(size=32))[0]
+  out = pl.stack([ex, ex], batch_size=3)
+  assert set(out) == set(pl.EXAMPLE_KEYS)
+  assert out["image"].shape == (3, 32, 32, 5) and out["pose"].shape == (3, 52, 3, 3)
+  np.testing.assert_array_equal(out["valid"], [1, 1, 0])
+  assert not out["image"][2].any() and out["image"][1].any()
 
 
 def test_user_image_and_errors(record, tmp_path):

@@ -135,3 +135,25 @@ def test_two_fake_devices_match_one_device(tmp_path):
   subprocess.run([sys.executable, "-c", script, str(tmp_path / "two")], check=True, env=env)
   one, _ = loop.run(str(tmp_path / "one"), _cfg(4), init_state=_init, train_step=_step, batches=_batches)
   np.testing.assert_allclose(np.load(tmp_path / "two" / "w.npy"), one["params"]["w"], rtol=1e-5, atol=1e-6)
+
+
+def test_distributed_initialisation_follows_the_launcher(monkeypatch):
+  """Explicit coordinator settings reach jax.distributed; one host without a launcher stays local."""
+  from scorehoi_jax.train import sharding
+  calls = []
+  monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+  for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "SLURM_NTASKS"):
+    monkeypatch.delenv(k, raising=False)
+  sharding.maybe_initialize_distributed()
+  monkeypatch.setenv("SLURM_NTASKS", "1")
+  sharding.maybe_initialize_distributed()
+  assert calls == []
+  monkeypatch.setenv("SLURM_NTASKS", "8")
+  sharding.maybe_initialize_distributed()
+  assert calls == [{}]  # SLURM: jax.distributed detects everything itself.
+  monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "host0:1234")
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
+  monkeypatch.setenv("JAX_PROCESS_ID", "2")
+  sharding.maybe_initialize_distributed()
+  assert calls[-1] == {"num_processes": 4, "process_id": 2}

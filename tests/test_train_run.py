@@ -153,12 +153,3 @@ def test_point_chamfer_after_procrustes_matches_reference():
   # Noise this small barely moves the joint fit: compare with a plain two-way NN reference.
   ref = 100 * (cKDTree(h).query(noisy)[0].mean() + cKDTree(noisy).query(h)[0].mean())
   assert abs(_point_cd_cm(noisy, o, h, o)[0] - ref) < 0.1 * ref
-
-
-def test_example_order_is_a_permutation_per_epoch_and_a_function_of_the_step():
-  from scorehoi_jax.train.run import example_order
-  order = example_order(10, 4, seed=5, train=True)
-  first_epoch = [i for s in range(3) for e, i in order(s) if e == 0]
-  assert sorted(first_epoch) == list(range(10))  # Steps 0-2 cover epoch 0 exactly once (+2 of epoch 1).
-  assert example_order(10, 4, seed=5, train=True)(7) == order(7)  # Fresh instance, any step: same batch.
-  assert [i for _, i in example_order(10, 4, seed=5, train=False)(1)] == [4, 5, 6, 7]

@@ -5,7 +5,9 @@
 - ``behave``, ``intercap``, ``imhd``: readers of the real datasets' release
   layouts and their builders; ``ground_truth``/``contho_format`` are shared.
 - ``synthetic``: our procedural HOI generator.
-- ``pipeline``: crop/augment records into the model's 5-channel examples,
-  batching and prefetch.
+- ``pipeline``: crop/augment records into the model's 5-channel examples
+  (training and a user's image alike).
+- ``loader``: the Grain input of training: global shuffle, worker processes,
+  batches per process, checkpointable iterator state.
 Submodules are imported on demand (tensorflow_datasets costs ~1 s to import).
 """

@@ -1,4 +1,4 @@
-"""Input pipeline: frame record -> cropped, augmented 5-channel example -> batches.
+"""Input pipeline: frame record -> cropped, augmented 5-channel example (batched by data/loader.py).
 
 A *record* is one decoded frame (what the TFDS builders store, decoded by
 ``tfds_common.decode_record``; the CLI builds one from a user's image):
@@ -51,9 +51,7 @@ no augmentation, m = I and the crop is the plain scale-and-shift of before.
 from __future__ import annotations
 
 import dataclasses
-import queue
-import threading
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -311,65 +309,6 @@ def stack(examples: Sequence[dict], batch_size: int | None = None) -> dict:
   if batch_size is not None:
     examples += [padding_like(examples[0])] * (batch_size - len(examples))
   return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
-
-
-def batches(source, config: PipelineConfig, batch_size: int, *, seed: int = 0, epoch: int = 0,
-            shuffle: bool = False, indices: Sequence[int] | None = None, drop_remainder: bool = False,
-            decode: Callable[[object], dict] | None = None) -> Iterator[dict]:
-  """Batches of examples from an indexable source of records (e.g. a tfds data source).
-
-  Order: ``indices`` (default all) permuted by (seed, epoch) when shuffling.
-  The last partial batch is padded (valid = 0) unless drop_remainder.
-  ``decode`` turns a stored record into a decoded one (default
-  ``tfds_common.decode_record``).
-  """
-  if decode is None:
-    from scorehoi_jax.data.tfds_common import decode_record
-    decode = decode_record
-  order = np.arange(len(source)) if indices is None else np.asarray(indices)
-  if shuffle:
-    order = np.random.default_rng([int(seed), int(epoch), 7]).permutation(order)
-  for start in range(0, len(order), batch_size):
-    idx = order[start:start + batch_size]
-    if len(idx) < batch_size and drop_remainder:
-      return
-    exs = [make_example(decode(source[int(i)]), config, example_rng(seed, epoch, int(i)))[0] for i in idx]
-    yield stack(exs, batch_size)
-
-
-def prefetch(iterator: Iterable, buffer_size: int = 2) -> Iterator:
-  """Run ``iterator`` in a background thread, ``buffer_size`` items ahead.
-
-  Decoding and warping release the GIL for most of their time (NumPy,
-  SciPy, PIL), so one thread overlaps the input pipeline with a jitted step.
-  Exceptions are re-raised in the consumer.
-  """
-  q: queue.Queue = queue.Queue(maxsize=max(1, buffer_size))
-  done = object()
-  stop = threading.Event()
-
-  def worker():
-    try:
-      for item in iterator:
-        if stop.is_set():
-          return
-        q.put(item)
-      q.put(done)
-    except BaseException as e:  # Hand the error to the consumer.
-      q.put(e)
-
-  thread = threading.Thread(target=worker, daemon=True)
-  thread.start()
-  try:
-    while True:
-      item = q.get()
-      if item is done:
-        return
-      if isinstance(item, BaseException):
-        raise item
-      yield item
-  finally:
-    stop.set()
 
 
 # ------------------------------------------------------------------------------------------------

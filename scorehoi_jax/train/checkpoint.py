@@ -2,7 +2,8 @@
 
 A checkpoint holds the train state pytree (params, optimiser state, EMA, step,
 RNG: whatever the state carries) and a JSON item with the config and the
-metrics at that step. ``latest_step`` drives automatic resume; retention keeps
+metrics at that step, and optionally the input iterator's state (grain's
+Orbax handler: one JSON file per process). ``latest_step`` drives automatic resume; retention keeps
 the ``max_to_keep`` newest in ``directory`` and, when a validation metric is
 named, the best one by that metric in ``directory + "-best"``.
 """
@@ -101,7 +102,7 @@ class Checkpoints:
           max_to_keep=keep, create=True, best_fn=best_fn, best_mode=best_mode,
           keep_checkpoints_without_metrics=False, enable_async_checkpointing=async_save,
           cleanup_tmp_directories=True)  # A killed save leaves a tmp folder; resume ignores it.
-      return ocp.CheckpointManager(path, options=options, item_names=("state", "meta"))
+      return ocp.CheckpointManager(path, options=options, item_names=("state", "meta", "data"))
 
     # Two managers, as Orbax's retention is either newest-N or best-N: the
     # newest ones for resuming, and (with a metric) the best one for release.
@@ -119,11 +120,16 @@ class Checkpoints:
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
 
-  def save(self, step: int, state, meta: dict | None = None, metrics: dict | None = None):
+  def save(self, step: int, state, meta: dict | None = None, metrics: dict | None = None, data=None):
+    """``data``: a grain iterator whose position is saved with the state (see ``restore_data``)."""
     meta = dict(meta or {})
     if metrics is not None:
       meta["metrics"] = {k: float(v) for k, v in metrics.items()}
-    args = lambda: ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    items = {}
+    if data is not None:
+      import grain.checkpoint  # Registers grain's Orbax handler; only training needs it.
+      items["data"] = grain.checkpoint.CheckpointSave(data)
+    args = lambda: ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta), **items)
     self._manager.save(step, args=args())
     if self._best is not None and metrics is not None and self.best_metric in metrics:
       self._best.save(step, args=args(), metrics={self.best_metric: float(metrics[self.best_metric])})
@@ -142,6 +148,21 @@ class Checkpoints:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     return self._restore(ocp.args.StandardRestore(abstract), step, best,
                          "cannot restore checkpoint", " Is it corrupt, or from a different model/config?")
+
+  def restore_data(self, iterator, step: int | None = None):
+    """Move a grain iterator to the position saved with checkpoint ``step`` (default: the newest)."""
+    step = self.latest_step() if step is None else step
+    path = os.path.join(self.directory, str(step))
+    if step is None or not os.path.isdir(os.path.join(path, "data")):
+      raise CheckpointError(f"{path}: holds no input-pipeline state, so the example stream cannot be resumed "
+                            "exactly (checkpoint from an older version?). Start a fresh work dir.")
+    import grain.checkpoint
+    try:
+      self._manager.restore(step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(iterator)))
+    except Exception as e:  # A state of another pipeline (other workers, batch size) fails inside grain.
+      raise CheckpointError(f"{path}/data: cannot restore the input-pipeline state ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:300] if str(e) else ''}). Was the data config changed?") from None
+    return iterator
 
   def restore_raw(self, step: int | None = None, best: bool = False):
     """(state as nested dicts of NumPy arrays, meta) without a target structure.

@@ -21,7 +21,9 @@ def get_default_config() -> ml_collections.ConfigDict:
   c.stage1_best_metric = ""  # Stage 2: restore stage 1's best checkpoint by this metric.
 
   # data.mix: more prepared datasets (same data dir) whose train splits are added to the training set.
-  c.data = ml_collections.ConfigDict(dict(dir="", name="synthetic_hoi", image_size=256, augment=True, mix=()))
+  # workers: input worker processes per host (0: a read-ahead thread in the training process).
+  c.data = ml_collections.ConfigDict(dict(dir="", name="synthetic_hoi", image_size=256, augment=True, mix=(),
+                                          workers=2))
   c.eval = ml_collections.ConfigDict(dict(split="test", every=1000, num_examples=256, best_metric=""))
   # Learning rate ×0.1 at each of decay_steps (or, with epochs, at each of decay_epochs).
   c.optim = ml_collections.ConfigDict(dict(learning_rate=1e-4, b1=0.5, eps=1e-8, ema_decay=0.999, decay_steps=(),

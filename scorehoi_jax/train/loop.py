@@ -2,9 +2,11 @@
 
 The loop knows nothing about ScoreHOI: it drives any pure
 ``train_step(state, batch, rng) -> (state, metrics)`` over a batch source that
-can restart at a given step, so that a run killed at step k and resumed from
-its checkpoint sees exactly the batches and RNG keys an uninterrupted run
-would (per-step keys are ``fold_in(seed, step)``; nothing else is stateful).
+resumes exactly, so that a run killed at step k and resumed from its
+checkpoint sees the batches and RNG keys an uninterrupted run would
+(per-step keys are ``fold_in(seed, step)``). The source is either a function
+of the start step (stateless) or a Grain dataset, whose iterator state is
+checkpointed with the train state and restored on resume.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import jax
 import numpy as np
@@ -86,7 +88,7 @@ def _truncate_metrics(workdir: str, start: int):
 
 
 def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any],
-        train_step: Callable, batches: Callable[[int], Iterator[dict]],
+        train_step: Callable, batches: Callable[[int], Iterator[dict]] | Iterable[dict],
         eval_fn: Callable[[Any], dict] | None = None, meta: dict | None = None,
         mesh=None) -> tuple[Any, list[dict]]:
   """Train to ``cfg.total_steps`` in ``workdir``, resuming if a checkpoint is there.
@@ -94,7 +96,8 @@ def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any]
   Args:
     init_state: rng -> initial state pytree (used for shapes when resuming).
     train_step: pure (state, batch, rng) -> (state, metrics dict with "loss").
-    batches: start_step -> iterator of host numpy batches for steps start_step, ...
+    batches: host numpy batches: a grain dataset (its iterator's state is saved in each
+      checkpoint and restored on resume), or start_step -> iterator for steps start_step, ...
     eval_fn: state -> dict of validation metrics (host floats), prefixed "val/".
     meta: JSON-serialisable run description (config) stored with each checkpoint.
   Returns:
@@ -124,15 +127,24 @@ def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any]
     from tqdm.auto import tqdm
     bar = tqdm(total=cfg.total_steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
 
-  def save(step, val_metrics=None):
-    ckpts.save(step, state, meta=dict(meta or {}, step=step), metrics=val_metrics)
+  stateful = not callable(batches)
+  if stateful:  # A grain dataset: the iterator's position is part of the checkpoint.
+    it = iter(batches)
+    if start:
+      ckpts.restore_data(it)
+  else:
+    it = batches(start)
 
-  it = batches(start)
+  def save(step, val_metrics=None):
+    ckpts.save(step, state, meta=dict(meta or {}, step=step), metrics=val_metrics, data=it if stateful else None)
+
   t_last, n_examples = time.perf_counter(), 0
   val = None
   for step in range(start, cfg.total_steps):
     batch = next(it)
     n_examples += len(jax.tree.leaves(batch)[0])
+    if step == start:  # Every global batch is split over all devices of the data mesh.
+      sharding.check_batch_size(len(jax.tree.leaves(batch)[0]) * jax.process_count(), mesh)
     state, metrics = step_fn(state, sharding.shard_batch(batch, mesh), jax.random.fold_in(base_rng, step))
     loss = float(metrics["loss"])  # One scalar per step: the divergence check needs it anyway.
     if not math.isfinite(loss):
@@ -159,6 +171,8 @@ def run(workdir: str, cfg: LoopConfig, *, init_state: Callable[[jax.Array], Any]
       bar.update(1)
   if bar is not None:
     bar.close()
+  if hasattr(it, "close"):
+    it.close()  # Stops grain's worker processes now rather than at garbage collection.
   writer.close()
   ckpts.close()
   return state, records

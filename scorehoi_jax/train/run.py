@@ -1,8 +1,8 @@
 """``train_and_evaluate(config, workdir)``: both training stages from a config.
 
 The composition behind ``scorehoi train``: build the networks from the
-config's typed sub-dicts, a deterministic, resumable batch stream from a
-prepared dataset (batch k of a run depends only on (seed, k)), the pure
+config's typed sub-dicts, a deterministic, resumable Grain batch stream from a
+prepared dataset (data/loader.py: batch k of a run depends only on (seed, k)), the pure
 step of the stage (train/steps.py), and hand them to the generic loop
 (train/loop.py), which shards, logs, validates, checkpoints and resumes.
 
@@ -24,8 +24,8 @@ import numpy as np
 import optax
 
 from scorehoi_jax import body as body_lib
-from scorehoi_jax.data import mixing, pipeline
-from scorehoi_jax.data.tfds_common import data_source, decode_record
+from scorehoi_jax.data import loader, mixing, pipeline
+from scorehoi_jax.data.tfds_common import data_source
 from scorehoi_jax.diffusion.sampler import betas_stats_from_config
 from scorehoi_jax.diffusion.schedule import cosine_schedule
 from scorehoi_jax.errors import ScoreHOIError
@@ -34,7 +34,7 @@ from scorehoi_jax.geometry.distances import chamfer_distance
 from scorehoi_jax.models import build as models_build
 from scorehoi_jax.models.hoi_net import HOINet, pelvis_centred_body
 from scorehoi_jax.models.point_encoder import PointEncoder, pretrain_loss
-from scorehoi_jax.train import loop, losses, steps
+from scorehoi_jax.train import loop, losses, sharding, steps
 from scorehoi_jax.train.checkpoint import Checkpoints
 
 
@@ -74,59 +74,24 @@ def resolve_epochs(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
   return config
 
 
-def example_order(n: int, batch_size: int, seed: int, train: bool):
-  """step -> [(epoch, index)] of that batch's examples: a fresh permutation per epoch
-  (identity when not training), a function of (seed, step) only, so resumed runs see
-  the same batches. Permutations are cached per epoch (one per n examples, not per example)."""
-  perms: dict = {}
-
-  def perm(epoch):
-    if epoch not in perms:
-      perms.clear()  # Batches move forward: at most the current and the next epoch matter.
-      perms[epoch] = np.random.default_rng([seed, epoch]).permutation(n) if train else np.arange(n)
-    return perms[epoch]
-
-  def order(step: int):
-    return [(e, int(perm(e)[p])) for e, p in (divmod(j, n) for j in range(step * batch_size, (step + 1) * batch_size))]
-
-  return order
+def _pipeline_config(config, train: bool) -> pipeline.PipelineConfig:
+  return pipeline.PipelineConfig(size=config.data.image_size, augment=train and config.data.augment)
 
 
-def make_batches(config, split: str, train: bool):
-  """start_step -> iterator over host batches; batch k depends only on (seed, k)."""
-  src = _source(config, split)
-  n = len(src)
-  bs = config.batch_size
-  pcfg = pipeline.PipelineConfig(size=config.data.image_size, augment=train and config.data.augment)
-  seed = config.seed
-
-  def example(epoch, i):
-    rec = decode_record(src[int(i)])
-    ex, _ = pipeline.make_example(rec, pcfg, pipeline.example_rng(seed, epoch, int(i)))
-    return ex
-
-  def stream(start_step: int):
-    order = example_order(n, bs, seed, train)
-    step = start_step
-    while True:
-      yield pipeline.stack([example(e, i) for e, i in order(step)])
-      step += 1
-
-  return lambda start: pipeline.prefetch(stream(start), buffer_size=2)
+def make_batches(config, split: str):
+  """The training split as a Grain dataset of host batches (shuffled, augmented, endless, resumable)."""
+  return loader.train_batches(_source(config, split), _pipeline_config(config, True), config.batch_size,
+                              seed=config.seed, workers=config.data.workers)
 
 
 def _eval_batches(config, split: str):
-  src = _source(config, split)
-  n = min(len(src), config.eval.num_examples)
-  pcfg = pipeline.PipelineConfig(size=config.data.image_size)
-  bs = config.batch_size
-  for first in range(0, n, bs):
-    exs = [pipeline.make_example(decode_record(src[i]), pcfg)[0] for i in range(first, min(n, first + bs))]
-    yield pipeline.stack(exs, batch_size=bs)
+  return loader.eval_batches(_source(config, split), _pipeline_config(config, False), config.batch_size,
+                             config.eval.num_examples)
 
 
 def _first_batch(config):
-  return next(make_batches(config, "train", train=False)(0))
+  """Records 0 .. batch_size - 1 of the training split, unaugmented (shapes for initialisation)."""
+  return loader.first_batch(_source(config, "train"), _pipeline_config(config, False), config.batch_size)
 
 
 def _point_cd_cm(pred_h, pred_o, gt_h, gt_o) -> tuple[float, float]:
@@ -182,25 +147,24 @@ def _loop_config(config) -> loop.LoopConfig:
 # category and which of its 64 template points the person touches.
 
 
+class _PointRow:
+  """(epoch, index) -> template points and labels of one record (no image decoding); picklable."""
+
+  def __init__(self, source):
+    self.source = source
+
+  def __call__(self, epoch_index):
+    rec = self.source[epoch_index[1]]
+    return {"points": np.asarray(rec["object_template"], np.float32), "category": np.int32(rec["object_id"]),
+            "affordance": np.asarray(rec["object_contact"], np.float32)}
+
+
 def _point_batches(config, split: str, train: bool):
-  """Light batches of template points and labels (no image decoding)."""
+  """Light batches of template points and labels: the same Grain order as the image batches."""
   src = _source(config, split)
-  n, bs, seed = len(src), config.batch_size, config.seed
-
-  def stream(start_step: int):
-    order = example_order(n, bs, seed, train)
-    step = start_step
-    while True:
-      rows = []
-      for _, i in order(step):
-        rec = src[i]
-        rows.append((np.asarray(rec["object_template"], np.float32), int(rec["object_id"]),
-                     np.asarray(rec["object_contact"], np.float32)))
-      yield {"points": np.stack([r[0] for r in rows]), "category": np.asarray([r[1] for r in rows], np.int32),
-             "affordance": np.stack([r[2] for r in rows])}
-      step += 1
-
-  return stream
+  stream = loader.positions(len(src), config.seed, shuffle=train).map(_PointRow(src))
+  share = () if train else (0, 1)  # Validation: every process evaluates the same whole batches.
+  return loader.iterable(loader.host_batches(stream, config.batch_size, *share))
 
 
 def _augment_points(points, rng):
@@ -241,11 +205,11 @@ def _pretrain_parts(config):
 
 def train_point_encoder(config, workdir: str):
   _, init, train_step, eval_loss = _pretrain_parts(config)
-  batch0 = next(_point_batches(config, "train", False)(0))
+  batch0 = next(iter(_point_batches(config, "train", False)))
 
   def eval_fn(state):
     n = len(_source(config, config.eval.split))
-    batches = _point_batches(config, config.eval.split, False)(0)
+    batches = iter(_point_batches(config, config.eval.split, False))
     ms = [eval_loss(state["params"], next(batches)) for _ in range(max(1, -(-min(n, config.eval.num_examples)
                                                                             // config.batch_size)))]
     return {k: float(np.mean([m[k] for m in ms])) for k in ms[0]}
@@ -278,7 +242,7 @@ def train_stage1(config, workdir: str):
   metrics_fn = lambda st: _mean_metrics(eval_step, st, config, sub)
   return loop.run(workdir, _loop_config(config),
                   init_state=lambda rng: steps.stage1_init(setup, rng, batch0, enc_vars),
-                  train_step=steps.make_stage1_step(setup), batches=make_batches(config, "train", True),
+                  train_step=steps.make_stage1_step(setup), batches=make_batches(config, "train"),
                   eval_fn=metrics_fn,
                   meta={"config": config.to_dict(), "stage": 1})
 
@@ -308,7 +272,7 @@ def train_stage2(config, workdir: str):
   stage1_vars = {"params": s1.params, "batch_stats": s1.batch_stats}
   return loop.run(workdir, _loop_config(config),
                   init_state=lambda rng: steps.stage2_init(setup, rng, batch0, stage1_vars, s1.frozen),
-                  train_step=steps.make_stage2_step(setup), batches=make_batches(config, "train", True),
+                  train_step=steps.make_stage2_step(setup), batches=make_batches(config, "train"),
                   meta={"config": config.to_dict(), "stage": 2})
 
 
@@ -317,6 +281,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   A second run on the same ``workdir`` is refused while this one lives (locks.py).
   """
+  sharding.maybe_initialize_distributed()  # Before any JAX computation; a no-op on one host.
   from scorehoi_jax.locks import folder_lock
   with folder_lock(workdir, "scorehoi train"):
     return _train_and_evaluate(resolve_epochs(config), workdir)

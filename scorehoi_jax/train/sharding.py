@@ -20,12 +20,18 @@ from scorehoi_jax.errors import ScoreHOIError
 def maybe_initialize_distributed():
   """Multi-host: join the cluster when the launcher says so (no-op otherwise).
 
-  jax.distributed reads SLURM / Cloud TPU / explicit coordinator settings;
-  we only call it when one of them is present so single-host runs stay local.
+  SLURM (and the other launchers jax.distributed detects) need nothing more;
+  elsewhere set JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and
+  JAX_PROCESS_ID on every host. Must run before any JAX computation, so it
+  asks jax.distributed, not jax.process_count() (which starts the backend).
   """
-  if jax.process_count() > 1:
+  if jax.distributed.is_initialized():
     return
-  if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("SLURM_NTASKS", "1") != "1":
+  env = os.environ
+  if env.get("JAX_COORDINATOR_ADDRESS"):
+    count, index = env.get("JAX_NUM_PROCESSES"), env.get("JAX_PROCESS_ID")
+    jax.distributed.initialize(num_processes=int(count) if count else None, process_id=int(index) if index else None)
+  elif int(env.get("SLURM_NTASKS", "1")) > 1:
     jax.distributed.initialize()
 
 
