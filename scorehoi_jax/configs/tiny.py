@@ -21,6 +21,7 @@ def get_config(arg=None):
   c.progress = False
   c.data.image_size = 32
   c.data.augment = False
+  c.data.workers = 0  # Tiny runs: worker start-up (2–4 s each) would dominate; test_loader covers workers.
   c.eval.every = 0
   c.eval.num_examples = 2
   c.optim.learning_rate = 1e-3
