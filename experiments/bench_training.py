@@ -133,7 +133,9 @@ def bench_size(size: str, args) -> tuple[dict, list[dict]]:
     row = dict(size=size, stage=stage, image=image, batch=bs, step_s=step_s, compile_s=t_compile, temp_mb=temp,
                load=os.getloadavg()[0])
     if args.data:
-      it = train_input(args, image, bs)
+      # The compiled step takes the keys of the example batch; the pipeline's batches carry more (camera_rot,
+      # ground_plane), which the steps do not read.
+      it = ({k: b[k] for k in batch} for b in train_input(args, image, bs))
       row["input_ex_s"] = input_alone(it, args.steps, bs)
       state, loop_s = time_steps(compiled, state, it, args.steps)
       row["loop_ex_s"] = bs / loop_s

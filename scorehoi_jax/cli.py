@@ -201,6 +201,12 @@ def _cmd_evaluate(args) -> int:
                               refine_config=load_config(args.config, args.overrides), num_samples=args.samples,
                               dataset=dataset, objects=objects, contact=args.contact)
   report.write_results(result, args.out, overwrite=args.overwrite)
+  for name, m in result["methods"].items():
+    if m.get("non_finite_frames"):
+      idx = m["non_finite_frames"]
+      print(f"scorehoi evaluate: warning: {name}: the reconstruction of frame{'s' * (len(idx) > 1)} "
+            f"{', '.join(map(str, idx[:10]))}{' ...' if len(idx) > 10 else ''} (index in split "
+            f"'{args.split}') is not finite; left out of the means.", file=sys.stderr)
   print("\n".join(report.table_lines(result, stages="final")))
   print(f"metrics written to {args.out}/metrics.json and metrics.md")
   return 0
@@ -293,7 +299,7 @@ def _add_sweep(sub) -> None:
   sw.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
   sw.add_argument("--data", required=True, help="the data dir given to `scorehoi prepare --out`")
   sw.add_argument("--dataset", default="synthetic_hoi", help="TFDS dataset name (synthetic_hoi)")
-  sw.add_argument("--split", default="test")
+  sw.add_argument("--split", default="test", help="dataset split to score (default: test)")
   sw.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2,...",
                   help="a config field and its values, e.g. guidance.rho=0.5,1,2 (repeat: Cartesian product)")
   sw.add_argument("--limit", type=int, default=None, help="only the first N frames")

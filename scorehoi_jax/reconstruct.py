@@ -257,11 +257,17 @@ class Reconstructor:
     self._fn = make_reconstruct_fn(self.nets, self.settings, self.image_size,
                                    model.config.model.get("image_cond", "pooled"), refine_fn)
 
-  def __call__(self, batch: dict, objects: ObjectGeometry, weights: GuidanceWeights | None = None) -> Stages:
+  def inputs(self, batch: dict) -> dict:
+    """The host arrays the compiled function takes from a pipeline batch (the image evidence is made here,
+    on the host, with SciPy, when the settings use it)."""
     keys = ("image", "object_template", "focal", "princpt") + (("ground_plane",) if "ground_plane" in batch else ())
-    b = {k: jnp.asarray(batch[k]) for k in keys}
-    if self.settings.use_mask:  # Distance transforms and mask samples are made on the host (SciPy).
-      b.update({k: jnp.asarray(v) for k, v in mask_evidence_arrays(np.asarray(batch["image"])[..., 3:5]).items()})
+    b = {k: np.asarray(batch[k]) for k in keys}
+    if self.settings.use_mask:
+      b.update(mask_evidence_arrays(b["image"][..., 3:5]))
+    return b
+
+  def __call__(self, batch: dict, objects: ObjectGeometry, weights: GuidanceWeights | None = None) -> Stages:
+    b = {k: jnp.asarray(v) for k, v in self.inputs(batch).items()}
     return self._fn(self.variables, b, objects, self.bodies.guidance, self.stats,
                     self.weights if weights is None else weights)
 

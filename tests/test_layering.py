@@ -14,13 +14,14 @@ PKG = "scorehoi_jax"
 
 # Layer of each top-level part of the package; a part may import parts of its own or lower layers.
 LAYERS = {
-    "errors": 0, "config": 0, "outputs": 0, "locks": 0, "__init__": 0,  # Messages, configs, outputs, locks.
+    "errors": 0, "config": 0, "outputs": 0, "locks": 0, "jax_cache": 0,  # Messages, configs, outputs, locks,
+    "__init__": 0,  # the compile cache.
     "geometry": 1, "render": 1,
     "body": 2, "objects": 2, "models": 2,
     "diffusion": 3, "data": 3,
     "model_store": 4,  # Loads and writes model folders: below everything that runs a model.
     "reconstruct": 5,
-    "train": 6, "evaluation": 6, "reconstruct_io": 6, "demo": 6,
+    "train": 6, "evaluation": 6, "reconstruct_io": 6, "demo": 6, "sweep": 6,
     "cli": 7, "configs": 7,  # Config files build on train/defaults.py and are loaded by path, never imported.
 }
 # Known arrows against the layering (none left: exporting a training run lives in train/export.py).

@@ -83,9 +83,12 @@ def test_mesh_in_centimetres_is_refused_naming_object_scale(tmp_path):
 def test_exif_orientation_is_applied_to_image_and_masks(tmp_path):
   """A phone photo stored sideways with orientation 6 ("rotate 90° clockwise to display")."""
   from scorehoi_jax.data.pipeline import load_user_record
-  shown = np.asarray(Image.open(os.path.join(EXAMPLES, f"{STEM}.jpg")).convert("RGB"))[:, :200]  # 256 x 200.
-  shown_mask = np.asarray(Image.open(os.path.join(EXAMPLES, f"{STEM}_human.png")).convert("L"))[:, :200]
-  obj_mask = np.asarray(Image.open(os.path.join(EXAMPLES, f"{STEM}_object.png")).convert("L"))[:, :200]
+  full_mask = np.asarray(Image.open(os.path.join(EXAMPLES, f"{STEM}_human.png")).convert("L"))
+  x0 = int(np.clip(np.nonzero(full_mask > 127)[1].mean() - 100, 0, full_mask.shape[1] - 200))  # 200 wide, on the person.
+  cols = slice(x0, x0 + 200)  # Not square, so a missed rotation shows as a size mismatch.
+  shown = np.asarray(Image.open(os.path.join(EXAMPLES, f"{STEM}.jpg")).convert("RGB"))[:, cols]
+  shown_mask = full_mask[:, cols]
+  obj_mask = np.asarray(Image.open(os.path.join(EXAMPLES, f"{STEM}_object.png")).convert("L"))[:, cols]
   exif = Image.Exif()
   exif[0x0112] = 6
   # Stored = displayed rotated 90° counter-clockwise (np.rot90 k=1), as a camera lying on its side writes it.
@@ -166,11 +169,12 @@ def test_shipped_model_checksum_and_layering():
 # ------------------------------------------------------------------------------------------------
 
 def test_tiny_mask_is_refused_with_its_size(tmp_path):
-  m = np.zeros((256, 256), np.uint8)
+  w, h = Image.open(os.path.join(EXAMPLES, f"{STEM}.jpg")).size
+  m = np.zeros((h, w), np.uint8)
   m[100, 120] = 255
   Image.fromarray(m).save(tmp_path / "dot.png")
   line = _one_error_line(*_cli(_rec_args(tmp_path / "out", hm=tmp_path / "dot.png"))[::2])
-  assert "dot.png" in line and "only 1 pixel of 256x256" in line
+  assert "dot.png" in line and f"only 1 pixel of {w}x{h}" in line
   m[100:108, 120:128] = 255  # 64 pixels: accepted (reaches the missing model).
   Image.fromarray(m).save(tmp_path / "patch.png")
   line = _one_error_line(*_cli(_rec_args(tmp_path / "out", hm=tmp_path / "patch.png"))[::2])

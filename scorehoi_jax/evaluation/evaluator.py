@@ -546,11 +546,11 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     rounds = settings.num_rounds if (settings.use_diffusion or refine_fn is not None) else 0
     names = stage_names(rounds)
     accs = {s: _StageAcc() for s in names}
+    non_finite = []
     run_time, compile_time, score_time, t_wall = 0.0, 0.0, 0.0, time.perf_counter()
     bar = tqdm(total=n, desc=name, unit="frame", disable=not progress)
     for bi, (batch, objs, arrays, valid) in enumerate(_batches(src, n, batch_size, image_size, cache, vo)):
-      keys_in = ("image", "object_template", "focal", "princpt")
-      inputs = sharding.shard_batch({k: np.asarray(batch[k]) for k in keys_in}, mesh)
+      inputs = sharding.shard_batch(recon.inputs(batch), mesh)
       arrays = sharding.shard_batch(arrays, mesh)
       call = lambda: recon._fn(variables, inputs, arrays["geometry"], recon.bodies.guidance, recon.stats, weights)  # pylint: disable=protected-access
       if bi == 0:  # Compile (untimed), then time the same batch like every other one.
@@ -560,6 +560,10 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
       t0 = time.perf_counter()
       stages = jax.block_until_ready(call())
       run_time += time.perf_counter() - t0
+      # A frame whose refinement diverged is named; its metrics are non-finite and left out of every mean
+      # (_StageAcc.add), and the rows of a batch are independent, so its batch mates are unaffected.
+      bad = ~np.all(np.isfinite(np.asarray(stages.x_refined)[:valid]), axis=-1)
+      non_finite += [bi * batch_size + int(i) for i in np.nonzero(bad)[0]]
       t0 = time.perf_counter()
       gt = sharding.shard_batch({k: np.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}, mesh)
       per = jax.device_get(scorer(stages, recon.stats, gt, arrays))
@@ -587,6 +591,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
         "description": METHODS.get(name, "user-defined"), "settings": _settings_dict(settings),
         "stages": {s: accs[s].result() for s in names if s != "ground_truth"},
         "seconds_per_sample": run_time / n, "compile_seconds": compile_time, "refine_seconds": run_time,
-        "scoring_seconds": score_time, "wall_seconds": time.perf_counter() - t_wall}
+        "scoring_seconds": score_time, "wall_seconds": time.perf_counter() - t_wall,
+        "non_finite_frames": non_finite}
   result["ground_truth"] = gt_acc.result()
   return result

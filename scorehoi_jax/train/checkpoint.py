@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import sys
@@ -73,6 +74,10 @@ def _without_closed_loop_noise():
       if text:
         sys.stderr.write(text)
         sys.stderr.flush()
+
+
+def _drop_unretrieved(record: logging.LogRecord) -> bool:
+  return not str(record.msg).startswith("Task exception was never retrieved")
 
 
 def _restore_error(e: Exception, step_dir: str, step: int, older: list[int], what: str, hint: str):
@@ -183,6 +188,9 @@ class Checkpoints:
       with _without_closed_loop_noise():
         out = manager.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
     except Exception as e:  # Orbax raises many types; the user needs the path and the gist.
+      # The failed read's sibling futures are collected later, and asyncio logs each one ("Task exception
+      # was never retrieved") with TensorStore's whole spec: the error below already says it all.
+      logging.getLogger("asyncio").addFilter(_drop_unretrieved)
       raise _restore_error(e, os.path.join(str(manager.directory), str(step)), step,
                            [s for s in manager.all_steps() if s < step], what, hint) from None
     return out["state"], out["meta"]
