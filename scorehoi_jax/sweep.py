@@ -20,7 +20,6 @@ a rerun skips finished points (resumable). Then:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json

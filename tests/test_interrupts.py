@@ -7,7 +7,6 @@ whole at the end whatever happens, so a failing test leaves no processes.
 """
 
 import contextlib
-import io
 import os
 import signal
 import subprocess
@@ -18,20 +17,13 @@ import time
 import numpy as np
 import pytest
 
-from scorehoi_jax import cli, demo
+from scorehoi_jax import demo
+from cli_capture import run_cli as _cli  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = demo.examples_dir()
 
 
-def _cli(argv):
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    try:
-      code = cli.main(argv)
-    except SystemExit as e:
-      code = e.code
-  return code, out.getvalue(), err.getvalue()
 
 
 def _env():

@@ -7,8 +7,6 @@ compiled function (reconstruct_io caches the Reconstructor). Bad inputs fail
 before the model is built, so they cost no compile.
 """
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -21,12 +19,13 @@ import trimesh
 from PIL import Image
 
 from scorehoi_jax import body as body_lib
-from scorehoi_jax import cli, demo
+from scorehoi_jax import demo
 from scorehoi_jax import reconstruct_io as rio
 from scorehoi_jax.geometry import axis_angle_to_matrix
 
 sys.path.insert(0, os.path.dirname(__file__))
 from tiny_model import write_tiny_model  # noqa: E402
+from cli_capture import run_cli as _cli  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -37,15 +36,6 @@ FILES = {"human.ply", "object.ply", "human_initial.ply", "object_initial.ply", "
          "contacts.npz", "overlay.png"}
 
 
-def _cli(argv):
-  """(return code, stdout, stderr) of scorehoi_jax.cli.main."""
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    try:
-      code = cli.main(argv)
-    except SystemExit as e:
-      code = e.code
-  return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

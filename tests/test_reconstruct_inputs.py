@@ -1,9 +1,7 @@
 """`scorehoi reconstruct` inputs beyond one object: CONTHO's obj_name/<stem>.json, manifests, --princpt;
 `scorehoi evaluate --objects DIR`. Through the CLI, with the tiny random model."""
 
-import contextlib
 import csv
-import io
 import json
 import os
 import shutil
@@ -13,11 +11,12 @@ import numpy as np
 import pytest
 import trimesh
 
-from scorehoi_jax import cli, demo
+from scorehoi_jax import demo
 from scorehoi_jax.evaluation import evaluator
 
 sys.path.insert(0, os.path.dirname(__file__))
 from tiny_model import write_tiny_model  # noqa: E402
+from cli_capture import run_cli as _cli  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -27,14 +26,6 @@ EXAMPLES = demo.examples_dir()
 OBJECTS = {"lift_box": "boxmedium", "hold_ball": "basketball"}
 
 
-def _cli(argv):
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    try:
-      code = cli.main(argv)
-    except SystemExit as e:
-      code = e.code
-  return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -7,38 +7,24 @@ built, so most cases cost no compile; they pass ``--checkpoint`` a folder that
 is never reached.
 """
 
-import contextlib
-import io
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import textwrap
-import time
 
 import numpy as np
 import pytest
 import trimesh
 from PIL import Image
 
-from scorehoi_jax import cli, demo
+from scorehoi_jax import demo
+from cli_capture import run_cli as _cli  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = demo.examples_dir()
 STEM = "hold_ball"
 
 
-def _cli(argv):
-  """(return code, stdout, stderr) of scorehoi_jax.cli.main."""
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    try:
-      code = cli.main(argv)
-    except SystemExit as e:
-      code = e.code
-  return code, out.getvalue(), err.getvalue()
 
 
 def _one_error_line(code, stderr, command="reconstruct"):

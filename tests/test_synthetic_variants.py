@@ -9,7 +9,6 @@ those must never change.
 import hashlib
 
 import numpy as np
-import pytest
 import trimesh
 
 from scorehoi_jax.objects import get_object, list_objects, procedural

@@ -1,7 +1,6 @@
 """Refinement traces (issue 13 item 1): every traced value against an independent recomputation."""
 
 import dataclasses
-import os
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 import small_refine as S
-from scorehoi_jax.diffusion import GuidanceWeights, RefineSettings, decode_x, make_proximity_contact_fn, make_refine_fn
+from scorehoi_jax.diffusion import GuidanceWeights, RefineSettings, decode_x, make_refine_fn
 from scorehoi_jax.diffusion.losses import contact_loss, floor_loss, penetration_loss
 from scorehoi_jax.diffusion.schedule import cosine_schedule
 from test_schedules import CONTACT, GUIDED, REFERENCE, SMALL, SeparableDenoiser, W

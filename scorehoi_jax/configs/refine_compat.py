@@ -18,13 +18,7 @@ runs 400 denoiser calls and 200 guidance gradients per refinement (paper: 500 an
 released code's ≈20 s per sample at best.
 """
 
-import importlib.util
-import os
-
-_spec = importlib.util.spec_from_file_location(
-    "_refine_paper", os.path.join(os.path.dirname(os.path.abspath(__file__)), "refine_paper.py"))
-_paper = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_paper)
+from scorehoi_jax.configs import refine_paper as _paper
 
 
 def get_config(arg=None):

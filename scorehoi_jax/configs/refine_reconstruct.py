@@ -10,13 +10,7 @@ effect: experiments/results/alignment.md.
   scorehoi reconstruct --image photo.jpg --human-mask h.png --object-mask o.png --object chairwood --out res
 """
 
-import importlib.util
-import os
-
-_spec = importlib.util.spec_from_file_location(
-    "_refine_paper", os.path.join(os.path.dirname(os.path.abspath(__file__)), "refine_paper.py"))
-_paper = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_paper)
+from scorehoi_jax.configs import refine_paper as _paper
 
 
 def get_config(arg=None):
