@@ -18,3 +18,10 @@ def fast_compile():
   jax.config.update("jax_disable_most_optimizations", True)
   yield
   jax.config.update("jax_disable_most_optimizations", prev)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  """A tiny random model folder (tests/tiny_model.py), one per test module."""
+  from tiny_model import write_tiny_model
+  return write_tiny_model(str(tmp_path_factory.mktemp("model") / "tiny"))

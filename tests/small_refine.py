@@ -23,16 +23,23 @@ STATS = default_betas_stats()
 
 
 @functools.lru_cache(maxsize=1)
-def guidance_body():
+def bodies():
+  """(full model, its 48-vertex guidance subset, the subset's vertex indices)."""
   full = from_arrays(random_smplh_arrays(3, num_vertices=300, num_betas=10, with_posedirs=True))
-  return subset_body_model(full, guidance_vertex_indices(full, 48))
+  idx = guidance_vertex_indices(full, 48)
+  return full, subset_body_model(full, idx), idx
 
 
-def inputs(seed: int = 0, b: int = B) -> RefineInputs:
+def guidance_body():
+  return bodies()[1]
+
+
+def inputs(seed: int = 0, b: int = B, trans_scale: float = 0.1) -> RefineInputs:
+  """Seeded inputs; trans_scale: spread of the object translations (m)."""
   rng = np.random.default_rng(seed)
   f = lambda *s: jnp.asarray(rng.normal(size=s), jnp.float32)
   pose = axis_angle_to_rot6d(f(b, 52, 3) * 0.2)
-  x = pack_x(pose, axis_angle_to_rot6d(f(b, 3)), f(b, 3) * 0.1, f(b, 10), STATS)
+  x = pack_x(pose, axis_angle_to_rot6d(f(b, 3)), f(b, 3) * trans_scale, f(b, 10), STATS)
   lo, hi = -0.2 * np.ones(3), 0.2 * np.ones(3)
   sdf = np.max(np.abs(np.asarray(grid_points(lo, hi, 8))) - 0.1, axis=-1)
   grid = SDFGrid(jnp.asarray(np.broadcast_to(sdf, (b, 8, 8, 8)), jnp.float32),

@@ -24,7 +24,6 @@ from scorehoi_jax import reconstruct_io as rio
 from scorehoi_jax.geometry import axis_angle_to_matrix
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tiny_model import write_tiny_model  # noqa: E402
 from cli_capture import run_cli as _cli  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -36,11 +35,6 @@ FILES = {"human.ply", "object.ply", "human_initial.ply", "object_initial.ply", "
          "contacts.npz", "overlay.png"}
 
 
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-  return write_tiny_model(str(tmp_path_factory.mktemp("model") / "tiny"))
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from scorehoi_jax import demo
 from scorehoi_jax.evaluation import evaluator
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tiny_model import write_tiny_model  # noqa: E402
 from cli_capture import run_cli as _cli  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -26,11 +25,6 @@ EXAMPLES = demo.examples_dir()
 OBJECTS = {"lift_box": "boxmedium", "hold_ball": "basketball"}
 
 
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-  return write_tiny_model(str(tmp_path_factory.mktemp("model") / "tiny"))
 
 
 @pytest.fixture(scope="module")

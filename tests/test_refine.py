@@ -1,7 +1,6 @@
 """x packing/decoding and the compiled contact-driven refinement (Algorithm 1)."""
 
 import dataclasses
-import functools
 
 import flax.linen as nn
 import jax
@@ -9,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scorehoi_jax.body import body_forward, from_arrays, guidance_vertex_indices, random_smplh_arrays, subset_body_model
+import small_refine
+
+from scorehoi_jax.body import body_forward
 from scorehoi_jax.diffusion import (
     GuidanceWeights,
-    RefineInputs,
     RefineSettings,
     decode_x,
     default_betas_stats,
@@ -22,9 +22,8 @@ from scorehoi_jax.diffusion import (
     unpack_x,
 )
 from scorehoi_jax.diffusion.schedule import cosine_schedule
-from scorehoi_jax.geometry import SDFGrid, axis_angle_to_rot6d, grid_points, rot6d_to_matrix
-from scorehoi_jax.models.denoiser import Denoiser, init_params_numpy
-from scorehoi_jax.objects.geometry import ObjectGeometry
+from scorehoi_jax.geometry import rot6d_to_matrix
+from scorehoi_jax.models.denoiser import init_params_numpy
 
 B = 4
 STATS = default_betas_stats()
@@ -33,29 +32,13 @@ STATS = default_betas_stats()
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
-@functools.lru_cache(maxsize=1)
-def _bodies():
-  full = from_arrays(random_smplh_arrays(3, num_vertices=300, num_betas=10, with_posedirs=True))
-  idx = guidance_vertex_indices(full, 48)
-  return full, subset_body_model(full, idx), idx
+# The shared small problem (tests/small_refine.py), at batch 4 with translations twice as spread.
+_bodies = small_refine.bodies
+_small_denoiser = small_refine.denoiser
 
 
 def _inputs(seed=0):
-  rng = np.random.default_rng(seed)
-  f = lambda *s: jnp.asarray(rng.normal(size=s), jnp.float32)
-  pose = axis_angle_to_rot6d(f(B, 52, 3) * 0.2)
-  x = pack_x(pose, axis_angle_to_rot6d(f(B, 3)), f(B, 3) * 0.2, f(B, 10), STATS)
-  lo, hi = -0.2 * np.ones(3), 0.2 * np.ones(3)
-  sdf = np.max(np.abs(np.asarray(grid_points(lo, hi, 8))) - 0.1, axis=-1)
-  grid = SDFGrid(jnp.asarray(np.broadcast_to(sdf, (B, 8, 8, 8)), jnp.float32),
-                 jnp.asarray(np.broadcast_to(lo, (B, 3)), jnp.float32), jnp.asarray(np.broadcast_to(hi, (B, 3)), jnp.float32))
-  objects = ObjectGeometry(template=f(B, 64, 3) * 0.1, sdf=grid)
-  return RefineInputs(x_init=x, objects=objects, c_img=f(B, 16, 32), c_geo=f(B, 64, 24))
-
-
-def _small_denoiser():
-  return Denoiser(model_dim=32, hidden_dim=48, num_blocks=1, time_dim=32, betas_model_dim=16, betas_hidden_dim=16,
-                  num_betas_blocks=1, betas_time_dim=16, token_dim=16, attn_dim=16, num_heads=2)
+  return small_refine.inputs(seed, b=B, trans_scale=0.2)
 
 
 # ------------------------------------------------------------------------------------------------

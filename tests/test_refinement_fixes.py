@@ -52,11 +52,6 @@ def _no_diffusion(name="refine_paper"):
   return cfg
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-  return write_tiny_model(str(tmp_path_factory.mktemp("model") / "tiny"))
-
-
 def test_x_init_is_orthonormal_for_any_regressor_output():
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(3, 331)), jnp.float32)  # Columns of any length and angle.
