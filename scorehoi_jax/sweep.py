@@ -95,17 +95,23 @@ def _f1(p, r):
     return np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
 
 
-def summarize(frames: dict, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-  """{metric: {"mean", "lo", "hi"}} with a percentile bootstrap over frames.
+def bootstrap_indices(n: int, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+  """int [1 + resamples, n]: row 0 the frames themselves, then resamples with replacement.
+
+  Two methods scored on the same frames and resampled with the same indices give a paired bootstrap
+  of their difference (experiments/ablation_synthetic.py).
+  """
+  rng = np.random.default_rng(seed)
+  return np.concatenate([np.arange(n)[None], rng.integers(0, n, size=(resamples, n))], 0)
+
+
+def bootstrap_stats(frames: dict, idx: np.ndarray) -> dict:
+  """{metric: [1 + resamples]}: each metric's mean over the frames of every row of ``idx``.
 
   frames: per-frame arrays [F] of PER_FRAME metrics and the contact "precision", "recall",
-  "valid_p", "valid_r". Every metric is resampled with the same frame indices; contact P and R are
-  means over the resampled frames with a non-empty prediction (ground truth), F1 from those means,
-  as the field computes it (metrics.ContactPRF).
+  "valid_p", "valid_r". Contact P and R are means over the resampled frames with a non-empty
+  prediction (ground truth), F1 from those means, as the field computes it (metrics.ContactPRF).
   """
-  n = len(frames["cd_human"])
-  rng = np.random.default_rng(seed)
-  idx = np.concatenate([np.arange(n)[None], rng.integers(0, n, size=(resamples, n))], 0)  # Row 0: the data.
   stats = {}
   for k in PER_FRAME:
     v = np.asarray(frames[k], np.float64)[idx]
@@ -116,13 +122,21 @@ def summarize(frames: dict, resamples: int = 1000, seed: int = 0, level: float =
     stats["contact_precision"] = np.sum(p * vp, 1) / np.sum(vp, 1)
     stats["contact_recall"] = np.sum(r * vr, 1) / np.sum(vr, 1)
   stats["contact_f1"] = _f1(stats["contact_precision"], stats["contact_recall"])
+  return stats
+
+
+def interval(v: np.ndarray, level: float = 0.95) -> dict:
+  """{"mean", "lo", "hi"} of bootstrap_stats' row: the data's value and the percentile interval."""
   q = 100 * (1 - level) / 2
-  out = {}
-  for k, v in stats.items():
-    boot = v[1:][np.isfinite(v[1:])]
-    lo, hi = (np.percentile(boot, [q, 100 - q]) if len(boot) else (np.nan, np.nan))
-    out[k] = {"mean": float(v[0]), "lo": float(lo), "hi": float(hi)}
-  return out
+  boot = v[1:][np.isfinite(v[1:])]
+  lo, hi = (np.percentile(boot, [q, 100 - q]) if len(boot) else (np.nan, np.nan))
+  return {"mean": float(v[0]), "lo": float(lo), "hi": float(hi)}
+
+
+def summarize(frames: dict, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+  """{metric: {"mean", "lo", "hi"}} with a percentile bootstrap over frames (see bootstrap_stats)."""
+  idx = bootstrap_indices(len(frames["cd_human"]), resamples, seed)
+  return {k: interval(v, level) for k, v in bootstrap_stats(frames, idx).items()}
 
 
 def pareto_mask(cd, f1, pen) -> np.ndarray:
@@ -146,7 +160,7 @@ class _Data:
   def __init__(self, data_dir, split, dataset, limit, batch_size, image_size, num_samples, progress):
     from scorehoi_jax.evaluation import evaluator as E
     self.src, self.n = E._open(data_dir, split, dataset, limit)
-    self.cache = E.ObjectCache(num_samples)
+    self.cache = E.shared_object_cache(num_samples)
     keys = sorted({E._object_key(self.src[i]) for i in range(self.n)}, key=str)
     vo = max(len(self.cache.get(k).vertices) for k in keys)
     self.batches = list(E._batches(self.src, self.n, batch_size, image_size, self.cache, vo))

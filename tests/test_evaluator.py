@@ -5,6 +5,7 @@ model_store format) and two synthetic 64-px test frames; the refine
 config is refine_paper.py:runlocal (N = 2 rounds).
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -169,3 +170,42 @@ def test_cli_bad_inputs(capsys, tmp_path, model_dir, data_dir):
                    "--out", out]) == 2
   assert "unknown method 'bogus'" in capsys.readouterr().err
   assert not os.path.exists(out)
+
+
+def test_mask_counts_against_hand_count():
+  # 2 rounds, 3 frames (the last is padding), 4 human entries, 2 object entries.
+  p_h = np.array([[[0.9, 0.1, 0.6, 0.0], [0.2, 0.2, 0.2, 0.2], [1, 1, 1, 1]],
+                  [[0.9, 0.7, 0.4, 0.0], [0.2, 0.8, 0.2, 0.2], [0, 0, 0, 0]]])
+  p_o = np.array([[[0.1, 0.9], [0.6, 0.6], [1, 1]], [[0.1, 0.9], [0.6, 0.4], [0, 0]]])
+  c = evaluator.mask_counts((p_h, p_o, p_o), valid=2)
+  # Round 1: human on = 2 + 0; round 2: 2 + 1, flips: entries 1 and 2 of frame 0, entry 1 of frame 1.
+  np.testing.assert_array_equal(c["human_on"], [2, 3])
+  np.testing.assert_array_equal(c["human_flipped"], [0, 3])
+  np.testing.assert_array_equal(c["object_on"], [3, 2])
+  np.testing.assert_array_equal(c["object_flipped"], [0, 1])
+
+
+def test_per_frame_values_weights_override_and_masks(data_dir, model_dir):
+  """per_frame=True returns each frame's values (their mean is the stage's mean), an extra method's own
+  GuidanceWeights are used (not the config's), and refining methods report CDIR's mask counts."""
+  from scorehoi_jax.diffusion.sampler import settings_from_config, weights_from_config
+  from scorehoi_jax.sweep import summarize
+  cfg = load_config(RUNLOCAL)
+  w = weights_from_config(cfg)
+  strong = dataclasses.replace(w, lambda_pt=w.lambda_pt * 100.0, lambda_ho=w.lambda_ho * 100.0)
+  extra = {"strong": (settings_from_config(cfg), None, strong)}
+  res = evaluator.evaluate(load_model(model_dir), data_dir, "test", ["full", "strong"], batch_size=3,
+                           refine_config=cfg, num_samples=SAMPLES, progress=False, extra_methods=extra,
+                           per_frame=True)
+  full, strong_m = res["methods"]["full"], res["methods"]["strong"]
+  for stage, fr in full["frames"].items():
+    assert len(fr["cd_human"]) == res["num_frames"] == 2
+    for k in ("cd_human", "cd_object", "pen_depth_cm"):
+      assert np.mean(fr[k]) == pytest.approx(full["stages"][stage][k], rel=1e-6), (stage, k)
+    s = summarize(fr, resamples=50)
+    assert s["contact_f1"]["mean"] == pytest.approx(full["stages"][stage]["contact_f1"], abs=1e-9)
+  # Same static settings, other weights: the refined losses must differ (the override reached the program).
+  a, b = full["stages"]["refined"]["loss_total"], strong_m["stages"]["refined"]["loss_total"]
+  assert a != pytest.approx(b, rel=1e-4)
+  assert full["stages"]["regressor"]["cd_human"] == pytest.approx(strong_m["stages"]["regressor"]["cd_human"])
+  assert len(full["masks"]["human_on"]) == 2 and full["masks"]["human_flipped"][0] == 0

@@ -193,6 +193,18 @@ class ObjectCache:
     return self._memo[key]
 
 
+_OBJECT_CACHES: dict = {}
+
+
+def shared_object_cache(num_samples: int, provider: Callable | None = None) -> ObjectCache:
+  """One ObjectCache per (samples, provider) per process: evaluate() calls in a row (an ablation, a
+  sweep) build each object instance once (~1 s each, hundreds in a test split)."""
+  key = (num_samples, provider)
+  if key not in _OBJECT_CACHES:
+    _OBJECT_CACHES[key] = ObjectCache(num_samples, provider)
+  return _OBJECT_CACHES[key]
+
+
 def objects_from_dir(folder: str) -> Callable:
   """A provider (name, seed) -> ObjectTemplate of the user's own object meshes (``--objects DIR``).
 
@@ -351,18 +363,39 @@ def loss_rows(losses, num_rounds: int) -> dict:
   return out
 
 
+def mask_counts(contacts, valid: int, threshold: float = 0.5) -> dict:
+  """CDIR's masks per round, summed over the batch's valid rows: {'{human,object}_{on,flipped}': [R]}.
+
+  contacts: RefineOutput.contacts (p_h [R, B, Nh], p_o [R, B, K], ...), the probabilities each round used;
+  an entry is on above ``threshold`` (the hard masks of RefineSettings.mask_mode='hard'); flipped counts
+  entries that differ from the previous round's (0 in round 1). Frozen masks (w/o CDIR) flip nothing.
+  """
+  out = {}
+  for name, p in zip(("human", "object"), contacts[:2]):
+    on = np.asarray(p, np.float64)[:, :valid] > threshold  # [R, b, n]
+    flipped = np.concatenate([np.zeros_like(on[:1]), on[1:] != on[:-1]], 0)
+    out[f"{name}_on"] = on.sum((1, 2)).astype(np.float64)
+    out[f"{name}_flipped"] = flipped.sum((1, 2)).astype(np.float64)
+  return out
+
+
 # ------------------------------------------------------------------------------------------------
 # The loop.
 # ------------------------------------------------------------------------------------------------
 
 
 class _StageAcc:
-  """Sums over valid samples of the per-sample metrics of one stage, and its contact counts."""
+  """Sums over valid samples of the per-sample metrics of one stage, and its contact counts.
+
+  The per-frame values are kept too (``frames``): confidence intervals are a bootstrap over frames
+  (sweep.summarize), which needs them.
+  """
 
   def __init__(self):
     self.sums = {k: 0.0 for k in STAGE_METRICS}
     self.counts = {k: 0 for k in STAGE_METRICS}
     self.prf = M.ContactPRF()
+    self.per_frame = {k: [] for k in STAGE_METRICS + ("precision", "recall", "valid_p", "valid_r")}
 
   def add_contacts(self, p, r, valid_p, valid_r):
     """Per-sample contact precision / recall [B] with their validity flags (metrics.contact_precision_recall)."""
@@ -371,12 +404,19 @@ class _StageAcc:
     acc.num_precision += int(np.sum(valid_p))
     acc.sum_recall += float(np.sum(np.where(valid_r, r, 0.0)))
     acc.num_recall += int(np.sum(valid_r))
+    for k, v in (("precision", p), ("recall", r), ("valid_p", valid_p), ("valid_r", valid_r)):
+      self.per_frame[k].extend(np.asarray(v, np.float64).tolist())
 
   def add(self, name: str, values: np.ndarray):
     values = np.asarray(values, np.float64)
     ok = np.isfinite(values)
     self.sums[name] += float(values[ok].sum())
     self.counts[name] += int(ok.sum())
+    self.per_frame[name].extend(values.tolist())  # NaN kept: frame i is entry i of every list.
+
+  def frames(self) -> dict:
+    """{metric: [F]} per frame (contact entries only under the 'full' protocol)."""
+    return {k: v for k, v in self.per_frame.items() if v}
 
   def result(self) -> dict:
     out = {k: (self.sums[k] / self.counts[k] if self.counts[k] else float("nan")) for k in STAGE_METRICS}
@@ -450,12 +490,14 @@ def _stats_key(stats) -> tuple:
 
 
 def cached_reconstructor(model, cfg, settings: RefineSettings, refine_fn: Callable | None) -> Reconstructor:
-  """A Reconstructor for (model, static settings, refine_fn, betas stats), built once per process.
+  """A Reconstructor for (model, static settings, refine_fn, betas stats, condition switches), built once.
 
   Guidance weights are not part of the key: pass ``weights_from_config(cfg)`` to the call.
   """
   from scorehoi_jax.diffusion.sampler import betas_stats_from_config
-  key = (id(model), settings, refine_fn, _stats_key(betas_stats_from_config(cfg)))
+  den = cfg.get("denoiser", {})
+  switches = (bool(den.get("use_image_cond", True)), bool(den.get("use_geo_cond", True)))  # Static: the network.
+  key = (id(model), settings, refine_fn, _stats_key(betas_stats_from_config(cfg)), switches)
   if key not in _RECONSTRUCTORS:
     if len(_RECONSTRUCTORS) >= 16:
       _RECONSTRUCTORS.pop(next(iter(_RECONSTRUCTORS)))
@@ -474,7 +516,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
              batch_size: int = 16, refine_config=None, num_samples: int = M.NUM_CHAMFER_SAMPLES,
              dataset: str = "synthetic_hoi", baseline: BaselineConfig = BaselineConfig(),
              extra_methods: dict | None = None, objects: Callable | None = None, progress: bool = True,
-             contact: str = "full", mesh=None) -> dict:
+             contact: str = "full", mesh=None, per_frame: bool = False) -> dict:
   """Score methods on a prepared dataset split; returns a JSON-ready dict.
 
   Args:
@@ -488,7 +530,11 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     num_samples: surface samples per mesh for the Chamfer distance (field: 6000).
     dataset: TFDS dataset name under data_dir.
     baseline: settings of the optimisation baseline.
-    extra_methods: {name: (RefineSettings, refine_fn or None)} evaluated like the built-in ones.
+    extra_methods: {name: (RefineSettings, refine_fn or None[, GuidanceWeights])} evaluated like the
+      built-in ones; the optional weights replace the refine config's for that method (traced: methods that
+      differ only in weights share one compiled program).
+    per_frame: also return every stage's per-frame metrics (``methods[name]["frames"]``), for
+      bootstrap intervals over frames (sweep.summarize).
     objects: (name, seed) -> ObjectTemplate, the exact object mesh of a record (GT and contacts are
       measured on it). Default: the object library (right for synthetic_hoi only; real datasets need
       their own meshes, e.g. via objects.load_object).
@@ -528,7 +574,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
                           "objects=... from Python); the built-in library holds procedural stand-ins, which "
                           "would be a wrong ground truth.")
   src, n = _open(data_dir, split, dataset, limit)
-  cache = ObjectCache(num_samples, objects)
+  cache = shared_object_cache(num_samples, objects)
   keys = sorted({_object_key(src[i]) for i in range(n)}, key=str)
   vo = max(len(cache.get(k).vertices) for k in tqdm(keys, desc="objects", disable=not progress, leave=False))
   image_size = int(model.config.data.image_size)
@@ -538,21 +584,22 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
             "contact": contact, "methods": {}}
   gt_acc = None
   for name in methods:
-    settings, refine_fn = (extra_methods[name] if name in extra_methods else
-                           method_setup(name, base_settings, baseline))
+    spec = tuple(extra_methods[name]) if name in extra_methods else method_setup(name, base_settings, baseline)
+    settings, refine_fn = spec[:2]
+    method_weights = spec[2] if len(spec) > 2 and spec[2] is not None else weights
     recon = cached_reconstructor(model, cfg, settings, refine_fn)
     variables = sharding.replicate(recon.variables, mesh)
     scorer = cached_scorer(recon.bodies, num_samples, settings.hand_mean, contact)
     rounds = settings.num_rounds if (settings.use_diffusion or refine_fn is not None) else 0
     names = stage_names(rounds)
     accs = {s: _StageAcc() for s in names}
-    non_finite = []
+    non_finite, mask_sum = [], None
     run_time, compile_time, score_time, t_wall = 0.0, 0.0, 0.0, time.perf_counter()
     bar = tqdm(total=n, desc=name, unit="frame", disable=not progress)
     for bi, (batch, objs, arrays, valid) in enumerate(_batches(src, n, batch_size, image_size, cache, vo)):
       inputs = sharding.shard_batch(recon.inputs(batch), mesh)
       arrays = sharding.shard_batch(arrays, mesh)
-      call = lambda: recon._fn(variables, inputs, arrays["geometry"], recon.bodies.guidance, recon.stats, weights)  # pylint: disable=protected-access
+      call = lambda: recon._fn(variables, inputs, arrays["geometry"], recon.bodies.guidance, recon.stats, method_weights)  # pylint: disable=protected-access
       if bi == 0:  # Compile (untimed), then time the same batch like every other one.
         t0 = time.perf_counter()
         jax.block_until_ready(call())
@@ -568,6 +615,9 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
       gt = sharding.shard_batch({k: np.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}, mesh)
       per = jax.device_get(scorer(stages, recon.stats, gt, arrays))
       per.update(loss_rows(stages.refine.losses, rounds))
+      if rounds and stages.refine.contacts is not None and len(stages.refine.contacts[0]):
+        counts = mask_counts(jax.device_get(stages.refine.contacts), valid, settings.mask_threshold)
+        mask_sum = counts if mask_sum is None else {k: mask_sum[k] + v for k, v in counts.items()}
       if contact == "guidance":
         labels = np.asarray(batch["human_contact"]) > 0.5
       for si, stage in enumerate(names):
@@ -593,5 +643,9 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
         "seconds_per_sample": run_time / n, "compile_seconds": compile_time, "refine_seconds": run_time,
         "scoring_seconds": score_time, "wall_seconds": time.perf_counter() - t_wall,
         "non_finite_frames": non_finite}
+    if mask_sum is not None:  # Mean entries per frame, per round: does CDIR change the masks?
+      result["methods"][name]["masks"] = {k: (v / n).tolist() for k, v in mask_sum.items()}
+    if per_frame:
+      result["methods"][name]["frames"] = {s: accs[s].frames() for s in names if s != "ground_truth"}
   result["ground_truth"] = gt_acc.result()
   return result
