@@ -10,6 +10,7 @@ each Python trace of the reconstruct function calls it once.
 import dataclasses
 import glob
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -69,66 +70,93 @@ def _programs(folder):
   return sorted(glob.glob(os.path.join(folder, "reconstruct-*.jaxexport")))
 
 
-def test_a_second_reconstructor_loads_the_stored_program_instead_of_tracing(problem, traces, tmp_path,
+@pytest.fixture(scope="module")
+def filled(problem, tmp_path_factory):
+  """A cache folder filled by one Reconstructor call on the batch of 1, and that call's outputs."""
+  model, cfg, batch, geom, _, _ = problem
+  folder = str(tmp_path_factory.mktemp("filled"))
+  out = Reconstructor(model, cfg, program_cache=folder)(batch, geom)
+  assert len(_programs(folder)) == 1 and len(glob.glob(os.path.join(folder, "variables-*.json"))) == 1
+  return folder, out
+
+
+def _copy(folder, tmp_path):
+  dst = str(tmp_path / "cache")
+  shutil.copytree(folder, dst)
+  return dst
+
+
+def test_a_second_reconstructor_loads_the_stored_program_instead_of_tracing(problem, filled, traces, tmp_path,
                                                                             monkeypatch):
   model, cfg, batch, geom, _, _ = problem
-  folder = str(tmp_path)
-  first = Reconstructor(model, cfg, program_cache=folder)
-  out1 = first(batch, geom)
-  assert len(traces) == 1 and len(_programs(folder)) == 1
+  folder = _copy(filled[0], tmp_path)
   # The stored parameter shapes replace eval_shape of the networks' init.
   monkeypatch.setattr(reconstruct_lib, "_abstract_variables", lambda *a: pytest.fail("eval_shape ran again"))
-  second = Reconstructor(model, cfg, program_cache=folder)
-  out2 = second(batch, geom)
-  assert len(traces) == 1, "the stored program was traced again"
-  assert second.program.last == "disk"
-  _assert_close(out1, out2, atol=0)  # The very same program.
+  rec = Reconstructor(model, cfg, program_cache=folder)
+  out = rec(batch, geom)
+  assert not traces, "the stored program was traced again"
+  assert rec.program.last == "disk"
+  _assert_close(filled[1], out, atol=0)  # The very same program.
   # The traced path (plain jit, no cache) gives the same results.
-  plain = second._fn(second.variables, second.inputs(batch), geom, second.bodies.guidance, second.stats,
-                     second.weights)
-  assert len(traces) == 2
-  _assert_close(out2, plain)
+  plain = rec._fn(rec.variables, rec.inputs(batch), geom, rec.bodies.guidance, rec.stats, rec.weights)
+  assert len(traces) == 1
+  _assert_close(out, plain)
 
 
-def test_guidance_weights_are_arguments_of_the_stored_program(problem, traces, tmp_path):
-  """A sweep over weight values shares one program: no new trace, no new file, different results."""
+def test_guidance_weights_are_arguments_of_the_stored_program(problem, filled, traces, tmp_path):
+  """A sweep over weight values shares one program: no trace, no new file, different results."""
   model, cfg, batch, geom, _, _ = problem
-  rec = Reconstructor(model, cfg, program_cache=str(tmp_path))
-  base = rec(batch, geom)
+  folder = _copy(filled[0], tmp_path)
+  rec = Reconstructor(model, cfg, program_cache=folder)
   other = rec(batch, geom, dataclasses.replace(rec.weights, rho=np.float32(4.0) * rec.weights.rho))
-  assert len(traces) == 1 and len(_programs(str(tmp_path))) == 1 and rec.program.last == "memory"
-  assert not np.allclose(np.asarray(base.x_refined), np.asarray(other.x_refined))
+  assert not traces and len(_programs(folder)) == 1 and rec.program.last == "disk"
+  assert not np.allclose(np.asarray(filled[1].x_refined), np.asarray(other.x_refined))
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
-def test_a_corrupt_entry_is_traced_again_and_rewritten(problem, traces, tmp_path, damage):
+def test_a_corrupt_entry_is_not_loaded(problem, filled, tmp_path, damage):
+  """Reading a damaged file gives no program (the caller traces), never an error."""
   model, cfg, batch, geom, _, _ = problem
-  folder = str(tmp_path)
-  expected = Reconstructor(model, cfg, program_cache=folder)(batch, geom)
+  folder = _copy(filled[0], tmp_path)
+  rec = Reconstructor(model, cfg, program_cache=folder)
+  leaves = jax.tree.leaves((rec.variables, rec.inputs(batch), geom, rec.bodies.guidance, rec.stats, rec.weights))
   (path,) = _programs(folder)
+  key = os.path.basename(path)[len("reconstruct-"):-len(".jaxexport")]
+  assert rec.program._load(key, len(leaves)) is not None  # pylint: disable=protected-access
+  assert rec.program._load(key, len(leaves) + 1) is None  # pylint: disable=protected-access
   data = open(path, "rb").read()
   with open(path, "wb") as f:
     f.write({"garbage": b"not a program" * 100, "truncated": data[:len(data) // 2], "empty": b""}[damage])
+  assert rec.program._load(key, len(leaves)) is None  # pylint: disable=protected-access
+
+
+def test_a_corrupt_entry_is_traced_again_and_rewritten(problem, filled, traces, tmp_path):
+  model, cfg, batch, geom, _, _ = problem
+  folder = _copy(filled[0], tmp_path)
+  (path,) = _programs(folder)
+  data = open(path, "rb").read()
+  with open(path, "wb") as f:
+    f.write(data[:len(data) // 2])
   for name in glob.glob(os.path.join(folder, "variables-*.json")):
     with open(name, "w") as f:
       f.write("{broken")
   rec = Reconstructor(model, cfg, program_cache=folder)
   out = rec(batch, geom)
-  assert len(traces) == 2 and rec.program.last == "traced"
-  _assert_close(expected, out, atol=0)
-  # Rewritten: a third Reconstructor loads it again.
-  again = Reconstructor(model, cfg, program_cache=folder)
-  again(batch, geom)
-  assert len(traces) == 2 and again.program.last == "disk"
+  assert len(traces) == 1 and rec.program.last == "traced"
+  _assert_close(filled[1], out, atol=0)
+  leaves = jax.tree.leaves((rec.variables, rec.inputs(batch), geom, rec.bodies.guidance, rec.stats, rec.weights))
+  key = os.path.basename(path)[len("reconstruct-"):-len(".jaxexport")]
+  assert rec.program._load(key, len(leaves)) is not None  # Rewritten.  # pylint: disable=protected-access
+  assert len(open(glob.glob(os.path.join(folder, "variables-*.json"))[0]).read()) > 100
 
 
-def test_other_shapes_or_settings_do_not_reuse_an_entry(problem, traces, tmp_path):
+def test_other_shapes_or_settings_do_not_reuse_an_entry(problem, filled, traces, tmp_path):
   model, cfg, batch, geom, batch2, geom2 = problem
-  folder = str(tmp_path)
+  folder = _copy(filled[0], tmp_path)
+  one = filled[1]
   rec = Reconstructor(model, cfg, program_cache=folder)
-  one = rec(batch, geom)
-  two = Reconstructor(model, cfg, program_cache=folder)(batch2, geom2)  # Batch 2: a new key.
-  assert len(traces) == 2 and len(_programs(folder)) == 2
+  two = rec(batch2, geom2)  # Batch 2: a new key.
+  assert len(traces) == 1 and len(_programs(folder)) == 2 and rec.program.last == "traced"
   # Rows are independent: the first example's result is the same in either batch (as test_reconstruct checks).
   np.testing.assert_allclose(np.asarray(two.x_refined)[:1], np.asarray(one.x_refined), atol=2e-3)
   # Other settings, another image condition or another package source: other keys.
