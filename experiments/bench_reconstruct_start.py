@@ -56,7 +56,8 @@ def run_once(source: str, cache: str, out: str, args: list[str], profile: str | 
   timer = ["/usr/bin/time", "-v"] if os.path.exists("/usr/bin/time") else []
   before = _load()
   t0 = datetime.datetime.now()
-  proc = subprocess.run(timer + cmd, env=env, capture_output=True, text=True, check=False)
+  # cwd: not a checkout, so `-m` imports the package from PYTHONPATH (the source asked for).
+  proc = subprocess.run(timer + cmd, env=env, capture_output=True, text=True, check=False, cwd=os.path.dirname(out))
   wall = (datetime.datetime.now() - t0).total_seconds()
   if proc.returncode != 0:
     raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")

@@ -91,7 +91,9 @@ def make_bodies(path: str | None = None) -> Bodies:
   full = body_lib.load_body_model(path or None)
   idx = body_lib.guidance_vertex_indices(full)
   up_idx, up_w = sparse_upsampling(full, idx)
-  return Bodies(full, body_lib.subset_body_model(full, idx), idx, up_idx, up_w)
+  # The subset is taken on the host: on device each array's gather compiles (or looks up) its own program.
+  guidance = jax.device_put(body_lib.subset_body_model(jax.device_get(full), idx))
+  return Bodies(full, guidance, idx, up_idx, up_w)
 
 
 def full_vertices(bodies: Bodies, rotmats, betas):
