@@ -114,6 +114,8 @@ class CachedProgram:
 
   def __call__(self, *args):
     leaves, treedef = jax.tree.flatten(args)
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):  # Inside a transformation: the plain function.
+      return self.fn(*args)
     key = entry_key(self.name, self.key, treedef, leaves)
     if key in self._programs:
       self.last = "memory"
