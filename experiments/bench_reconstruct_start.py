@@ -132,6 +132,8 @@ def main() -> None:
       "| source | run | wall s | peak RSS MiB | load before | load after |",
       "|---|---|---:|---:|---|---|",
       *rows,
+      "",
+      "Sources: " + ", ".join(f"{label} = `{src}`" for label, src in sources) + ".",
   ]
   for label, (r, text) in profiles.items():
     lines += ["", f"## cProfile of a warm run ({label}): {r['wall']:.1f} s wall under the profiler, "
