@@ -306,7 +306,7 @@ def smplx_transl(body, betas, cam_trans):
 
 @functools.lru_cache(maxsize=4)
 def _make_post(rec):
-  """``post(x_regressor, x_refined, CRFormer points or None, cam_trans, object R, object t)``, one compiled call:
+  """``post(x_regressor, x_refined, CRFormer points or None, cam_trans, object R, object t, camera_rot)``, one call:
   the model's results in the crop's virtual camera → full meshes and parameters in the image camera.
 
   Object R and t are relative to the pelvis (None: x_refined's). camera_rot [B, 3, 3] turns the virtual
