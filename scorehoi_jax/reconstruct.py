@@ -33,6 +33,7 @@ import ml_collections
 import numpy as np
 
 from scorehoi_jax import body as body_lib
+from scorehoi_jax import export_cache, jax_cache
 from scorehoi_jax.diffusion.image_evidence import ImageEvidence, fit_placement, mask_evidence_arrays
 from scorehoi_jax.diffusion.losses import GuidanceWeights, estimate_ground_plane
 from scorehoi_jax.diffusion.refine import RefineInputs, RefineOutput, RefineSettings, refine
@@ -90,7 +91,9 @@ def make_bodies(path: str | None = None) -> Bodies:
   full = body_lib.load_body_model(path or None)
   idx = body_lib.guidance_vertex_indices(full)
   up_idx, up_w = sparse_upsampling(full, idx)
-  return Bodies(full, body_lib.subset_body_model(full, idx), idx, up_idx, up_w)
+  # The subset is taken on the host: on device each array's gather compiles (or looks up) its own program.
+  guidance = jax.device_put(body_lib.subset_body_model(jax.device_get(full), idx))
+  return Bodies(full, guidance, idx, up_idx, up_w)
 
 
 def full_vertices(bodies: Bodies, rotmats, betas):
@@ -221,6 +224,9 @@ def _abstract_variables(nets: Networks, image_size: int, guidance: body_lib.Body
   return {"net": dict(net), "point_encoder": dict(pe), "denoiser": dict(den)}
 
 
+_DEFAULT = object()
+
+
 class Reconstructor:
   """A trained model, its networks, the body models and one compiled reconstruct function.
 
@@ -230,11 +236,15 @@ class Reconstructor:
     settings: overrides the RefineSettings built from refine_config (ablations).
     refine_fn: replaces the refinement (baselines).
     body_model: path of an SMPL-H-layout model; default the one the model was trained with.
+    program_cache: folder of traced programs and parameter shapes (export_cache.py): calls run the
+      jax.export program stored there (traced and written on the first call), so a new process skips
+      tracing. Default jax_cache.program_dir(): set once the CLI has enabled its cache, else None
+      (trace in-process, as ``_fn``). Not used with ``refine_fn``.
   """
 
   def __init__(self, model: TrainedModel, refine_config: ml_collections.ConfigDict | None = None,
                settings: RefineSettings | None = None, refine_fn: Callable | None = None,
-               body_model: str | None = None):
+               body_model: str | None = None, program_cache: str | None = _DEFAULT):  # type: ignore[assignment]
     self.model = model
     cfg = refine_config if refine_config is not None else default_refine_config()
     self.refine_config = cfg
@@ -251,11 +261,20 @@ class Reconstructor:
     self.image_size = int(model.config.data.image_size)
     self.nets = with_condition_switches(build_networks(model.config.model), cfg, model.path)
     self.bodies = make_bodies(body_model or model.config.get("body_model") or None)
-    check_variables(_abstract_variables(self.nets, self.image_size, self.bodies.guidance), model.variables,
-                    model.path)
-    self.variables = jax.tree.map(jnp.asarray, model.variables)
-    self._fn = make_reconstruct_fn(self.nets, self.settings, self.image_size,
-                                   model.config.model.get("image_cond", "pooled"), refine_fn)
+    folder = jax_cache.program_dir() if program_cache is _DEFAULT else program_cache
+    image_cond = model.config.model.get("image_cond", "pooled")
+    # What fixes the traced program besides the argument shapes (not the guidance weights: they are traced).
+    key = dict(model=model.config.model.to_json_best_effort(sort_keys=True), image_size=self.image_size,
+               image_cond=image_cond, drop_streams=self.nets.denoiser.drop_streams, settings=repr(self.settings))
+    guidance_avals = [str(jax.typeof(v)) for v in jax.tree.leaves(self.bodies.guidance)]
+    expected = export_cache.cached_shapes(
+        folder, "variables", dict(model=key["model"], image_size=self.image_size, body=guidance_avals),
+        lambda: _abstract_variables(self.nets, self.image_size, self.bodies.guidance))
+    check_variables(expected, model.variables, model.path)
+    self.variables = jax.device_put(model.variables)
+    self._fn = make_reconstruct_fn(self.nets, self.settings, self.image_size, image_cond, refine_fn)
+    self.program = (export_cache.CachedProgram(self._fn.__wrapped__, folder, "reconstruct", key)
+                    if folder is not None and refine_fn is None else None)
 
   def inputs(self, batch: dict) -> dict:
     """The host arrays the compiled function takes from a pipeline batch (the image evidence is made here,
@@ -267,9 +286,9 @@ class Reconstructor:
     return b
 
   def __call__(self, batch: dict, objects: ObjectGeometry, weights: GuidanceWeights | None = None) -> Stages:
-    b = {k: jnp.asarray(v) for k, v in self.inputs(batch).items()}
-    return self._fn(self.variables, b, objects, self.bodies.guidance, self.stats,
-                    self.weights if weights is None else weights)
+    fn = self.program or self._fn  # Host arrays go in as they are: the call transfers them.
+    return fn(self.variables, self.inputs(batch), objects, self.bodies.guidance, self.stats,
+              self.weights if weights is None else weights)
 
   def decode(self, x) -> XParams:
     """x [..., 331] → (rotation matrices as fed to LBS, betas, object rotation, object translation)."""

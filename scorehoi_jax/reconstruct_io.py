@@ -306,34 +306,55 @@ def smplx_transl(body, betas, cam_trans):
 
 @functools.lru_cache(maxsize=4)
 def _make_post(rec):
-  """Jitted: the model's results in the crop's virtual camera → full meshes and parameters in the image camera.
+  """``post(x_regressor, x_refined, CRFormer points or None, cam_trans, object R, object t, camera_rot)``, one call:
+  the model's results in the crop's virtual camera → full meshes and parameters in the image camera.
 
-  (x_regressor, x_refined, CRFormer points or None, cam_trans, object R and t relative to the pelvis,
-  camera_rot): camera_rot [B, 3, 3] turns the virtual camera of each crop into the image camera
-  (data.pipeline, "Crop-aware camera"): it rotates the global orientation, every pelvis-centred
-  vector, the pelvis position and the object pose.
+  Object R and t are relative to the pelvis (None: x_refined's). camera_rot [B, 3, 3] turns the virtual
+  camera of each crop into the image camera (data.pipeline, "Crop-aware camera"): it rotates the global
+  orientation, every pelvis-centred vector, the pelvis position and the object pose. The full body model
+  and the betas bounds are arguments, not constants, so the program stored by rec.program's cache
+  (export_cache.py) stays small and is keyed by their shapes; the upsampling indices and weights are in its key.
   """
+  from scorehoi_jax.diffusion.xpack import decode_params
   from scorehoi_jax.reconstruct import full_vertices, move_to_guidance_points
+  hand_mean = rec.settings.hand_mean
 
-  def post(x_reg, x_ref, final_points, cam_trans, obj_rot, obj_trans, camera_rot):
+  def post(full, stats, x_reg, x_ref, final_points, cam_trans, obj_rot, obj_trans, camera_rot):
+    bodies = dataclasses.replace(rec.bodies, full=full)
     turn = lambda v: jnp.einsum("bij,b...j->b...i", camera_rot, v)  # Vectors [B, ..., 3].
     turn_mat = lambda m: jnp.einsum("bij,bjk->bik", camera_rot, m)  # Rotations [B, 3, 3].
-    rot0, betas0, obj_rot0, obj_trans0 = rec.decode(x_reg)
-    rot, betas, _, _ = rec.decode(x_ref)
-    plain = full_vertices(rec.bodies, rot, betas)
-    final = plain if final_points is None else move_to_guidance_points(rec.bodies, plain, final_points)
+    rot0, betas0, obj_rot0, obj_trans0 = decode_params(x_reg, stats, full, hand_mean)
+    rot, betas, ref_obj_rot, ref_obj_trans = decode_params(x_ref, stats, full, hand_mean)
+    if obj_rot is None:  # Decoded here, in the one compiled call, rather than op by op outside it.
+      obj_rot, obj_trans = ref_obj_rot, ref_obj_trans
+    plain = full_vertices(bodies, rot, betas)
+    final = plain if final_points is None else move_to_guidance_points(bodies, plain, final_points)
     cam = turn(cam_trans)
-    return dict(initial_vertices=turn(full_vertices(rec.bodies, rot0, betas0)), initial_obj_rot=turn_mat(obj_rot0),
+    return dict(initial_vertices=turn(full_vertices(bodies, rot0, betas0)), initial_obj_rot=turn_mat(obj_rot0),
                 initial_obj_trans=turn(obj_trans0), rotmats=rot.at[:, 0].set(turn_mat(rot[:, 0])), betas=betas,
-                vertex_offsets=turn(final - plain), transl=smplx_transl(rec.bodies.full, betas, cam),
+                vertex_offsets=turn(final - plain), transl=smplx_transl(full, betas, cam),
                 vertices=turn(final), cam_trans=cam, obj_rot=turn_mat(obj_rot), obj_trans=turn(obj_trans))
 
-  return jax.jit(post)
+  if rec.program is None:
+    fn = jax.jit(post)
+  else:
+    from scorehoi_jax.export_cache import CachedProgram, array_digest
+    key = dict(hand_mean=hand_mean, upsampling=array_digest(rec.bodies.indices, rec.bodies.up_idx, rec.bodies.up_w))
+    fn = CachedProgram(post, rec.program.folder, "post", key)
+  return functools.partial(fn, rec.bodies.full, rec.stats)
 
 
 # ------------------------------------------------------------------------------------------------
 # Running.
 # ------------------------------------------------------------------------------------------------
+
+def _host_geometry(obj):
+  """obj.geometry() as host (NumPy) arrays: stacked on the host and sent with the call (no per-array jit)."""
+  from scorehoi_jax.geometry.sdf import SDFGrid
+  from scorehoi_jax.objects import ObjectGeometry
+  f32 = lambda a: np.asarray(a, np.float32)
+  return ObjectGeometry(template=f32(obj.template), sdf=SDFGrid(f32(obj.sdf.values), f32(obj.sdf.lo), f32(obj.sdf.hi)))
+
 
 def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | None = None,
                        refine_config: str | None = None, body_model: str | None = None, batch_size: int = 4,
@@ -391,17 +412,16 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
       loaded = [load_frame(f, rec.image_size, o.template) for f, o in zip(chunk, objs)]
       # Pad with copies of a real frame (not zeros): every row stays a well-posed problem.
       batch = pipeline.stack([e for e, _ in loaded] + [loaded[0][0]] * (bsz - len(chunk)))
-      geoms = [o.geometry() for o in objs]
+      geoms = [_host_geometry(o) for o in objs]
       stages = rec(batch, stack_geometries(geoms + [geoms[0]] * (bsz - len(chunk))))
       if crformer:
         obj_rot, obj_trans, points = stages.final_obj_rotmat, stages.final_obj_trans, stages.final_human_points
       else:
-        _, _, obj_rot, obj_trans = rec.decode(stages.x_refined)
-        points = None
+        obj_rot = obj_trans = points = None  # x_refined's own object pose (post decodes it).
       res = jax.device_get(dict(
           p_h=stages.contacts[0], p_o=stages.contacts[1], p_of=stages.contacts[2],
           **post(stages.x_regressor, stages.x_refined, points, stages.cam_trans, obj_rot, obj_trans,
-                 jnp.asarray(batch["camera_rot"]))))
+                 np.asarray(batch["camera_rot"], np.float32))))
       for i, (f, o, (_, record)) in enumerate(zip(chunk, objs, loaded)):
         frame_res = {k: np.asarray(v[i]) for k, v in res.items()}
         bad = sorted(k for k, v in frame_res.items() if not np.all(np.isfinite(v)))

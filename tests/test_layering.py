@@ -15,7 +15,7 @@ PKG = "scorehoi_jax"
 # Layer of each top-level part of the package; a part may import parts of its own or lower layers.
 LAYERS = {
     "errors": 0, "config": 0, "outputs": 0, "locks": 0, "jax_cache": 0,  # Messages, configs, outputs, locks,
-    "__init__": 0,  # the compile cache.
+    "export_cache": 0, "__init__": 0,  # the compile and traced-program caches.
     "geometry": 1, "render": 1,
     "body": 2, "objects": 2, "models": 2,
     "diffusion": 3, "data": 3,

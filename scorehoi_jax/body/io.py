@@ -12,6 +12,7 @@ import os
 import pickle
 from importlib import resources
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -126,6 +127,11 @@ def _dense(x) -> np.ndarray:
   return np.asarray(x)
 
 
+def _to_device(x, dtype):
+  """x cast on the host, then transferred: jnp.asarray(x, dtype) would compile a cast (and a copy) per shape."""
+  return jax.device_put(np.asarray(x, dtype))
+
+
 def from_arrays(data: dict, *, source: str = "<arrays>", gender: str = "neutral",
                 dtype=jnp.float32) -> BodyModel:
   """Build a BodyModel from arrays named as in official SMPL-H files."""
@@ -159,22 +165,22 @@ def from_arrays(data: dict, *, source: str = "<arrays>", gender: str = "neutral"
     if pd.shape[:2] != (v, 3):
       raise BodyModelError(f"{source}: posedirs has shape {pd.shape}, expected ({v}, 3, P).")
     if np.any(pd):  # An all-zero corrective is dead weight; drop it.
-      posedirs = jnp.asarray(pd.reshape(-1, pd.shape[-1]).T, dtype)
+      posedirs = _to_device(pd.reshape(-1, pd.shape[-1]).T, dtype)
 
   j_regressor = j_template = j_shapedirs = None
   if "J_template" in data and "J_shapedirs" in data:
-    j_template = jnp.asarray(_dense(data["J_template"]), dtype)
-    j_shapedirs = jnp.asarray(_dense(data["J_shapedirs"]), dtype)
+    j_template = _to_device(_dense(data["J_template"]), dtype)
+    j_shapedirs = _to_device(_dense(data["J_shapedirs"]), dtype)
   else:
     jr = _dense(data["J_regressor"]).astype(np.float64)
     if jr.shape != (NUM_JOINTS, v):
       raise BodyModelError(f"{source}: J_regressor has shape {jr.shape}, expected ({NUM_JOINTS}, {v}).")
-    j_regressor = jnp.asarray(jr, dtype)
+    j_regressor = _to_device(jr, dtype)
 
   hands_mean = None
   if "hands_meanl" in data and "hands_meanr" in data:
     hm = np.concatenate([_dense(data["hands_meanl"]).reshape(15, 3), _dense(data["hands_meanr"]).reshape(15, 3)])
-    hands_mean = jnp.asarray(hm, dtype)
+    hands_mean = _to_device(hm, dtype)
 
   meta = {}
   if "meta" in data:
@@ -183,10 +189,10 @@ def from_arrays(data: dict, *, source: str = "<arrays>", gender: str = "neutral"
     except (ValueError, TypeError):
       meta = {}
   return BodyModel(
-      v_template=jnp.asarray(v_template, dtype),
-      shapedirs=jnp.asarray(shapedirs, dtype),
-      weights=jnp.asarray(weights, dtype),
-      faces=jnp.asarray(faces),
+      v_template=_to_device(v_template, dtype),
+      shapedirs=_to_device(shapedirs, dtype),
+      weights=_to_device(weights, dtype),
+      faces=_to_device(faces, np.int32),
       posedirs=posedirs,
       j_regressor=j_regressor,
       j_template=j_template,

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from scorehoi_jax.geometry.sdf import SDFGrid, sdf_lookup
 
@@ -30,7 +31,7 @@ class ObjectGeometry:
 
 
 def stack_geometries(geometries: Sequence[ObjectGeometry]) -> ObjectGeometry:
-  """Stack objects into one batched ObjectGeometry (leading axis = len).
+  """Stack objects into one batched ObjectGeometry (leading axis = len); NumPy arrays stay on the host.
 
   Raises:
     ValueError: if the objects differ in template size or SDF resolution
@@ -43,7 +44,8 @@ def stack_geometries(geometries: Sequence[ObjectGeometry]) -> ObjectGeometry:
   if len(shapes) != 1:
     raise ValueError("cannot stack object geometries with different template/SDF shapes: "
                      f"{sorted(shapes)}; build all objects with the same sdf_resolution")
-  return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *geometries)
+  host = all(isinstance(x, np.ndarray) for x in jax.tree_util.tree_leaves(geometries))
+  return jax.tree_util.tree_map(lambda *xs: (np.stack if host else jnp.stack)(xs), *geometries)
 
 
 def object_sdf(geometry: ObjectGeometry, points: jnp.ndarray) -> jnp.ndarray:

@@ -32,6 +32,7 @@ import hashlib
 import os
 from typing import Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -189,7 +190,7 @@ def build_sdf_grid(vertices, faces, resolution: int | Sequence[int] = 48, *, mar
     if os.path.exists(path):
       try:
         with np.load(path) as z:
-          return SDFGrid(jnp.asarray(z["values"]), jnp.asarray(z["lo"]), jnp.asarray(z["hi"]))
+          return SDFGrid(*jax.device_put((z["values"], z["lo"], z["hi"])))  # No per-shape jit, as jnp.asarray.
       except (OSError, ValueError, KeyError):
         pass  # A corrupt or partial cache file: rebuild and overwrite it.
   q = _lattice(lo, hi, res)
