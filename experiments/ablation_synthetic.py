@@ -102,9 +102,14 @@ ROWS = (("regressor", "regressor", "regressor"), ("w/o diffusion", "regressor", 
         ("N = 2", "n2", "refined"), ("full + L_mask", "mask", "refined"))
 
 
-def run_method(name: str, m: Method, models: dict, args) -> dict:
-  """The evaluator's result for one method (from --work when already done)."""
-  path = os.path.join(args.work, f"{name}.json")
+def run_method(name: str, m: Method, models: dict, args, rounds: bool = False) -> dict:
+  """The evaluator's result for one method (from --work when already done).
+
+  rounds=False: every frame, the regressor / refined / final stages; rounds=True: the first
+  --round-frames frames with every round scored too (the metric-vs-round plot). Scoring a stage costs
+  more than refining it on a CPU, so the rounds are scored on a subset.
+  """
+  path = os.path.join(args.work, f"{name}{'_rounds' if rounds else ''}.json")
   if os.path.exists(path):
     with open(path) as f:
       return json.load(f)
@@ -112,8 +117,10 @@ def run_method(name: str, m: Method, models: dict, args) -> dict:
   model = models[m.model]  # A retrained model lacks the condition: the override then drops nothing.
   spec = {name: (*evaluator.method_setup(m.base, settings_from_config(cfg)), weights_from_config(cfg))}
   t0 = time.time()
-  res = evaluator.evaluate(model, args.data, args.split, [name], limit=args.limit, batch_size=args.batch,
-                           refine_config=cfg, num_samples=args.samples, extra_methods=spec, per_frame=True)
+  limit = min(args.limit or 10 ** 9, args.round_frames) if rounds else args.limit
+  res = evaluator.evaluate(model, args.data, args.split, [name], limit=limit, batch_size=args.batch,
+                           refine_config=cfg, num_samples=args.samples, extra_methods=spec, per_frame=True,
+                           score_rounds=rounds, search=args.search)
   out = res["methods"][name]
   out.update(config=m.config, overrides=list(m.overrides), model=model.path, wall=time.time() - t0,
              num_frames=res["num_frames"], ground_truth=res["ground_truth"],
@@ -231,7 +238,7 @@ def plot(results: dict, rows, path: str, n: int) -> str:
     ax.set_title(label)
     ax.grid(alpha=0.3)
   axes[0].legend(fontsize=7, ncol=2)
-  fig.suptitle(f"synthetic_hoi test, {n} frames: metric after each round (round 0 = regressor)")
+  fig.suptitle(f"synthetic_hoi test, first {n} frames: metric after each round (round 0 = regressor)")
   fig.tight_layout()
   os.makedirs(os.path.dirname(path), exist_ok=True)
   fig.savefig(path, dpi=110)
@@ -249,6 +256,10 @@ def main(argv=None) -> int:
   ap.add_argument("--limit", type=int, default=None)
   ap.add_argument("--batch", type=int, default=16)
   ap.add_argument("--samples", type=int, default=NUM_CHAMFER_SAMPLES, help="Chamfer samples per mesh")
+  ap.add_argument("--search", default="host", choices=("host", "device"),
+                  help="nearest neighbours of the scoring (same values; host KD-trees are faster on a CPU)")
+  ap.add_argument("--round-frames", type=int, default=60, help="frames whose every round is scored (plot)")
+  ap.add_argument("--round-rows", default=None, help="rows of the metric-vs-round plot (default: all)")
   ap.add_argument("--rows", default=None, help="comma-separated row labels (default: all)")
   ap.add_argument("--work", default="/tmp/ablation_work", help="per-method results (resumable)")
   ap.add_argument("--out", default=RESULTS, help="folder for ablation_synthetic.{md,png,json}")
@@ -260,11 +271,18 @@ def main(argv=None) -> int:
   models = {"main": main_model,
             "no_ci": load_model(args.no_ci_checkpoint) if args.no_ci_checkpoint else main_model,
             "no_cg": load_model(args.no_cg_checkpoint) if args.no_cg_checkpoint else main_model}
-  results = {}
+  results, per_round = {}, {}
   for _, method, _ in rows:
     if method not in results:
       print(f"== {method}", flush=True)
       results[method] = run_method(method, METHODS[method], models, args)
+  round_rows = None if not args.round_rows else {x.strip() for x in args.round_rows.split(",")}
+  for label, method, stage in rows:  # Second pass, after every table row exists: the rounds of a subset.
+    if round_rows is not None and label not in round_rows:
+      continue
+    if method not in per_round and (stage == "refined" or method == "regressor") and args.round_frames > 0:
+      print(f"== {method} (every round, {args.round_frames} frames)", flush=True)
+      per_round[method] = run_method(method, METHODS[method], models, args, rounds=True)
   summary = summarize_rows(results, rows)
   n = min(r["num_frames"] for r in results.values())
   env = next(iter(results.values()))["env"]
@@ -295,13 +313,17 @@ def main(argv=None) -> int:
       "denominator, F1 of the averages; penetration = mean depth of the full-mesh vertices inside the object "
       "(SDF) and the share inside",
       f"- compile / refine / scoring seconds per method: {timing}",
+      f"- the table: all {n} frames (regressor / refined / final stages); the plot: every round of the first "
+      f"{args.round_frames} frames",
       "", f"![metric vs round]({args.name}.png)", ""]
   lines += tables(summary, results, rows)
   os.makedirs(args.out, exist_ok=True)
   slim = {m: {k: v for k, v in r.items() if k != "frames"} for m, r in results.items()}
   with open(os.path.join(args.out, f"{args.name}.json"), "w") as f:
     json.dump({"summary": summary, "methods": slim, "rows": rows}, f, indent=1)
-  plot(results, rows, os.path.join(args.out, f"{args.name}.png"), n)
+  if per_round:
+    plot(per_round, rows, os.path.join(args.out, f"{args.name}.png"),
+         min(r["num_frames"] for r in per_round.values()))
   print(write_markdown(os.path.join(args.out, f"{args.name}.md"), lines))
   print("\n".join(tables(summary, results, rows)))
   return 0

@@ -204,8 +204,12 @@ def with_condition_switches(nets: Networks, refine_config, where: str = "model")
   return nets._replace(denoiser=nets.denoiser.clone(drop_streams=tuple(drop))) if drop else nets
 
 
-def _abstract_variables(nets: Networks, image_size: int, guidance: body_lib.BodyModel):
-  """Shapes of every variable the networks need (no compute), for checking a checkpoint."""
+def _abstract_variables(nets: Networks, image_size: int, guidance: body_lib.BodyModel, image_cond: str = "pooled"):
+  """Shapes of every variable the networks need (no compute), for checking a checkpoint.
+
+  image_cond: the model's c_I ('pooled': one token; 'map': the h·w feature-map tokens, whose positional
+  embedding is a variable of that length).
+  """
   b, k = 1, 64
   image = jax.ShapeDtypeStruct((b, image_size, image_size, 5), jnp.float32)
   tmpl = jax.ShapeDtypeStruct((b, k, 3), jnp.float32)
@@ -217,7 +221,7 @@ def _abstract_variables(nets: Networks, image_size: int, guidance: body_lib.Body
                        rng, image, tmpl, cam, cam, {"global": geo["global"], "tokens": geo["tokens"]})
   fmap = jax.eval_shape(lambda v, i, g: nets.net.apply(v, i, g, False, method=type(nets.net).features),
                         net, image, geo["global"])
-  c_img = jax.ShapeDtypeStruct((b, fmap.shape[-1]), jnp.float32)
+  c_img = jax.eval_shape(lambda f: image_condition(f, image_cond), fmap)
   x = jax.ShapeDtypeStruct((b, 331), jnp.float32)
   t = jax.ShapeDtypeStruct((b,), jnp.int32)
   den = jax.eval_shape(nets.denoiser.init, rng, x, t, c_img, geo["tokens"])
@@ -269,7 +273,7 @@ class Reconstructor:
     guidance_avals = [str(jax.typeof(v)) for v in jax.tree.leaves(self.bodies.guidance)]
     expected = export_cache.cached_shapes(
         folder, "variables", dict(model=key["model"], image_size=self.image_size, body=guidance_avals),
-        lambda: _abstract_variables(self.nets, self.image_size, self.bodies.guidance))
+        lambda: _abstract_variables(self.nets, self.image_size, self.bodies.guidance, image_cond))
     check_variables(expected, model.variables, model.path)
     self.variables = jax.device_put(model.variables)
     self._fn = make_reconstruct_fn(self.nets, self.settings, self.image_size, image_cond, refine_fn)

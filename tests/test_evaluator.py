@@ -209,3 +209,15 @@ def test_per_frame_values_weights_override_and_masks(data_dir, model_dir):
   assert a != pytest.approx(b, rel=1e-4)
   assert full["stages"]["regressor"]["cd_human"] == pytest.approx(strong_m["stages"]["regressor"]["cd_human"])
   assert len(full["masks"]["human_on"]) == 2 and full["masks"]["human_flipped"][0] == 0
+
+
+def test_host_search_matches_device_search(padded_result, data_dir, model_dir):
+  """The scorer's nearest neighbours on the host (SciPy KD-trees) give the device search's values."""
+  host = evaluator.evaluate(load_model(model_dir), data_dir, "test", ["full"], batch_size=3,
+                            refine_config=load_config(RUNLOCAL), num_samples=SAMPLES, progress=False,
+                            search="host")
+  for stage, dev in padded_result["methods"]["full"]["stages"].items():
+    got = host["methods"]["full"]["stages"][stage]
+    for k in ("cd_human", "cd_object", "fscore_human", "fscore_object", "contact_precision", "contact_recall",
+              "pen_depth_cm"):
+      assert got[k] == pytest.approx(dev[k], rel=1e-4, abs=1e-5), (stage, k)

@@ -289,3 +289,30 @@ def test_floor_estimate_follows_the_feet_when_the_person_bends():
   assert np.degrees(np.arccos(np.clip(plane[:3] @ up_true, -1, 1))) < 0.01
   pelvis_up = rotmats[0] @ np.array([0.0, 1.0, 0.0])  # What the pelvis alone would say: 50° off.
   assert np.degrees(np.arccos(np.clip(pelvis_up @ up_true, -1, 1))) > 45
+
+
+def test_map_image_condition_model_shapes_match_training_init():
+  """#11.8: a model trained with image_cond='map' (the h·w feature-map tokens as c_I) must load for
+  inference. The checkpoint check's expected shapes are compared with the *training* code's init
+  (train/steps.Stage2Setup.conditions → Denoiser.init), an independent path; the shipped model failed
+  with "image_tokens/pos has shape (16, 128) but the config's network expects (1, 128)" before the fix."""
+  from scorehoi_jax.config import load_config
+  from scorehoi_jax.models.build import build_networks
+  from scorehoi_jax.reconstruct import _abstract_variables, make_bodies
+  from scorehoi_jax.train.steps import Stage2Setup
+  cfg = load_config("tiny")
+  nets = build_networks(cfg.model)
+  size, guidance = int(cfg.data.image_size), make_bodies().guidance
+  pooled = _abstract_variables(nets, size, guidance)
+  mapped = _abstract_variables(nets, size, guidance, "map")
+  setup = Stage2Setup(denoiser=nets.denoiser, net=nets.net, point_encoder=nets.point_encoder, tx=None,
+                      alphas_cumprod=None, image_cond="map")
+  batch = {"image": jax.ShapeDtypeStruct((2, size, size, 5), jnp.float32),
+           "object_template": jax.ShapeDtypeStruct((2, 64, 3), jnp.float32)}
+  frozen = {"net": mapped["net"], "point_encoder": mapped["point_encoder"]}
+  cond = jax.eval_shape(setup.conditions, frozen, batch)
+  train_den = jax.eval_shape(nets.denoiser.init, jax.random.key(0), jax.ShapeDtypeStruct((2, 331), jnp.float32),
+                             jax.ShapeDtypeStruct((2,), jnp.int32), cond["image"], cond["geometry"])
+  flat = lambda tree: {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+  assert flat(train_den) == flat(mapped["denoiser"])
+  assert flat(train_den) != flat(pooled["denoiser"])  # The map's positional tokens: h·w rows, not 1.

@@ -13,7 +13,8 @@ import trimesh
 
 from scorehoi_jax.objects import get_object, list_objects, procedural
 
-# sha256 (first 16 hex) of vertices (rounded to 1 µm) and faces of seeds None, 0, 7, 100000, 100007.
+# sha256 (first 16 hex) of vertices (rounded to 1 µm) and faces of seeds None, 0, 7, 100000, 100007, under
+# trimesh 5.2 (requirements.txt: trimesh 5 changed chairblack's mesh; the data and shipped model use 5.2).
 MESH_SUMS = {
     'backpack': '688fce296ab7f8a0',
     'basketball': '8f39369fc0314cea',
@@ -22,7 +23,7 @@ MESH_SUMS = {
     'boxmedium': 'fc65fca3758be655',
     'boxsmall': 'f70e45641bcec3d1',
     'boxtiny': '7cf076de7c2d53c9',
-    'chairblack': '058b3718db77a8be',
+    'chairblack': '8bb5ecda3154b3a2',
     'chairwood': '7bfd9716c833ead1',
     'keyboard': '4bac4f710f9b9aff',
     'monitor': 'e90db55a2cbdb1db',

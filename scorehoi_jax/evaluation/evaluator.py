@@ -53,6 +53,7 @@ sharded over the ``data`` mesh of training (train/sharding.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Callable
@@ -269,8 +270,40 @@ def _sample_points(rest, s: M.FixedSamples, which: str) -> np.ndarray:
   return np.einsum("skc,sk->sc", np.asarray(rest, np.float64)[s.faces[face]], bary)
 
 
+def _host_search(g: dict, contact: str) -> dict:
+  """The nearest-neighbour part of the scorer on the host (SciPy KD-trees), from ``geometry``'s arrays.
+
+  The same values as the device search (exact nearest neighbours both ways); on a CPU this is the
+  faster path (the device search's brute-force fallbacks dominate there). Returns {name: [S, B]}.
+  """
+  al = {k: np.asarray(v, np.float64) for k, v in g["aligned"].items()}
+  pred_h, pred_ov = np.asarray(g["pred_h"], np.float64), np.asarray(g["pred_ov"], np.float64)
+  ow = np.asarray(g["weight"]) > 0
+  n = pred_h.shape[0]
+  out = {k: np.zeros(n, np.float64) for k in ("cd_human", "fscore_human", "cd_object", "fscore_object")}
+  hit = np.zeros(pred_h.shape[:2], bool)
+  for i in range(n):
+    for part in ("human", "object"):
+      a, b = al[f"{part}_pred"][i], al[f"{part}_gt"][i]
+      d_ab, _ = cKDTree(b).query(a)
+      d_ba, _ = cKDTree(a).query(b)
+      p, r = np.mean(d_ab < M.FSCORE_THRESHOLD), np.mean(d_ba < M.FSCORE_THRESHOLD)
+      out[f"cd_{part}"][i] = 100.0 * (d_ab.mean() + d_ba.mean())
+      out[f"fscore_{part}"][i] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    if contact == "full":
+      d, _ = cKDTree(pred_ov[i][ow[i]]).query(pred_h[i], distance_upper_bound=M.CONTACT_THRESHOLD)
+      hit[i] = d < M.CONTACT_THRESHOLD
+  n_st, b = g["shape"]
+  res = {k: v.reshape(n_st, b).astype(np.float32) for k, v in out.items()}
+  if contact == "full":
+    hit = hit.reshape(n_st, b, -1)
+    cp, cr, vp, vr = (np.asarray(v) for v in M.contact_precision_recall(hit, np.broadcast_to(hit[-1], hit.shape)))
+    res.update(contact_p=cp, contact_r=cr, contact_vp=vp, contact_vr=vr)
+  return res
+
+
 def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_mean: bool = False,
-                contact: str = "full", batch: int = 8):
+                contact: str = "full", batch: int = 8, search: str = "device"):
   """A jitted fn(stages, stats, gt, obj) -> per-(stage, sample) metrics {name: [S, B]}, all on device.
 
   S runs over ``stage_names`` (the GT last). stages: Stages of a
@@ -282,7 +315,8 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_m
     contact_r and their validity flags per stage) or 'guidance' (the 431 guidance
     vertices are returned for the host-side scoring against the record's labels).
   batch: (stage, sample) pairs per step of the nearest-neighbour searches (memory).
-  Nearest neighbours: exact clustered searches (nearest.py), no host round trip.
+  search: 'device' (exact clustered searches, nearest.py, no host round trip) or 'host' (the aligned
+    point sets come back and SciPy KD-trees search them: the same values; faster on a CPU backend).
   """
   if contact not in ("full", "guidance"):
     raise ValueError(f"make_scorer: contact={contact!r}, expected 'full' or 'guidance'.")
@@ -305,8 +339,7 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_m
     r = N.cluster_mean(d_ba < M.FSCORE_THRESHOLD, b_first)
     return cd, jnp.where(p + r > 0, 2 * p * r / jnp.maximum(p + r, 1e-12), 0.0)
 
-  @jax.jit
-  def score(stages, stats, gt, obj):
+  def score(stages, stats, gt, obj, host: bool = False):
     b = stages.x_regressor.shape[0]
     xs = jnp.concatenate([stages.x_regressor[None], stages.x_rounds, stages.x_refined[None]], 0)  # [S1, B, 331]
     p = decode_params(xs, stats, bodies.full, hand_mean)
@@ -329,6 +362,15 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_m
             tile(pose_obj(obj["gt_samples"], gt["obj_rot"], gt["obj_trans"])))
     al = jax.vmap(chamfer)(*args)  # Aligned sample sets (one joint Procrustes per pair).
     out = {}
+    sdf = jax.tree_util.tree_map(tile, obj["geometry"].sdf)
+    depth = jax.vmap(penetration_depths)(flat(pred_h), flat(pred_r), flat(pred_t), sdf).reshape(n_st, b, -1)
+    out["pen_depth_cm"] = 100.0 * jnp.mean(depth, -1)
+    out["pen_frac"] = jnp.mean(depth > 0, -1).astype(jnp.float32)
+    if contact == "guidance":
+      out.update(guidance_points=pred_h[:, :, idx], rotmat=pred_r, trans=pred_t)
+    if host:  # The searches run on the host (_host_search).
+      return out, {"aligned": {k: al[k] for k in ("human_pred", "human_gt", "object_pred", "object_gt")},
+                   "pred_h": flat(pred_h), "pred_ov": pred_ov, "weight": tile(obj["weight"])}
     out["cd_human"], out["fscore_human"] = cd_fscore(al["human_pred"], hs_pred.index, hs_pred.first, al["human_gt"],
                                                      hs_gt.index, hs_gt.first)
     out["cd_object"], out["fscore_object"] = cd_fscore(
@@ -340,15 +382,21 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_m
                              batch=batch).reshape(n_st, b, -1)
       cp, cr, vp, vr = M.contact_precision_recall(hit, jnp.broadcast_to(hit[-1], hit.shape))  # GT: the GT stage's.
       out.update(contact_p=cp, contact_r=cr, contact_vp=vp, contact_vr=vr)
-    sdf = jax.tree_util.tree_map(tile, obj["geometry"].sdf)
-    depth = jax.vmap(penetration_depths)(flat(pred_h), flat(pred_r), flat(pred_t), sdf).reshape(n_st, b, -1)
-    out["pen_depth_cm"] = 100.0 * jnp.mean(depth, -1)
-    out["pen_frac"] = jnp.mean(depth > 0, -1).astype(jnp.float32)
-    if contact == "guidance":
-      out.update(guidance_points=pred_h[:, :, idx], rotmat=pred_r, trans=pred_t)
     return out
 
-  return score
+  if search == "device":
+    return jax.jit(score)
+  if search != "host":
+    raise ValueError(f"make_scorer: search={search!r}, expected 'device' or 'host'.")
+  geometry = jax.jit(functools.partial(score, host=True))
+
+  def score_host(stages, stats, gt, obj):
+    out, g = jax.device_get(geometry(stages, stats, gt, obj))
+    g["shape"] = np.asarray(out["pen_depth_cm"]).shape
+    out.update(_host_search(g, contact))
+    return out
+
+  return score_host
 
 
 def loss_rows(losses, num_rounds: int) -> dict:
@@ -505,10 +553,10 @@ def cached_reconstructor(model, cfg, settings: RefineSettings, refine_fn: Callab
   return _RECONSTRUCTORS[key][1]
 
 
-def cached_scorer(bodies: Bodies, num_samples: int, hand_mean: bool, contact: str):
-  key = (id(bodies), num_samples, hand_mean, contact)
+def cached_scorer(bodies: Bodies, num_samples: int, hand_mean: bool, contact: str, search: str = "device"):
+  key = (id(bodies), num_samples, hand_mean, contact, search)
   if key not in _SCORERS:
-    _SCORERS[key] = (bodies, make_scorer(bodies, num_samples, hand_mean=hand_mean, contact=contact))
+    _SCORERS[key] = (bodies, make_scorer(bodies, num_samples, hand_mean=hand_mean, contact=contact, search=search))
   return _SCORERS[key][1]
 
 
@@ -516,7 +564,8 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
              batch_size: int = 16, refine_config=None, num_samples: int = M.NUM_CHAMFER_SAMPLES,
              dataset: str = "synthetic_hoi", baseline: BaselineConfig = BaselineConfig(),
              extra_methods: dict | None = None, objects: Callable | None = None, progress: bool = True,
-             contact: str = "full", mesh=None, per_frame: bool = False) -> dict:
+             contact: str = "full", mesh=None, per_frame: bool = False, score_rounds: bool = True,
+             search: str = "device") -> dict:
   """Score methods on a prepared dataset split; returns a JSON-ready dict.
 
   Args:
@@ -533,6 +582,11 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     extra_methods: {name: (RefineSettings, refine_fn or None[, GuidanceWeights])} evaluated like the
       built-in ones; the optional weights replace the refine config's for that method (traced: methods that
       differ only in weights share one compiled program).
+    search: nearest neighbours on 'device' (nearest.py) or on the 'host' (SciPy KD-trees; same values,
+      faster on a CPU backend: make_scorer).
+    score_rounds: also score x after every refinement round (round_1 … round_N). Off, only the
+      regressor, refined, final and GT stages are scored: scoring is most of an evaluation's cost on a
+      CPU (each stage is a nearest-neighbour search per mesh), and every method then shares one scorer.
     per_frame: also return every stage's per-frame metrics (``methods[name]["frames"]``), for
       bootstrap intervals over frames (sweep.summarize).
     objects: (name, seed) -> ObjectTemplate, the exact object mesh of a record (GT and contacts are
@@ -589,8 +643,9 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     method_weights = spec[2] if len(spec) > 2 and spec[2] is not None else weights
     recon = cached_reconstructor(model, cfg, settings, refine_fn)
     variables = sharding.replicate(recon.variables, mesh)
-    scorer = cached_scorer(recon.bodies, num_samples, settings.hand_mean, contact)
-    rounds = settings.num_rounds if (settings.use_diffusion or refine_fn is not None) else 0
+    scorer = cached_scorer(recon.bodies, num_samples, settings.hand_mean, contact, search)
+    refined_rounds = settings.num_rounds if (settings.use_diffusion or refine_fn is not None) else 0
+    rounds = refined_rounds if score_rounds else 0  # Rounds scored.
     names = stage_names(rounds)
     accs = {s: _StageAcc() for s in names}
     non_finite, mask_sum = [], None
@@ -613,9 +668,13 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
       non_finite += [bi * batch_size + int(i) for i in np.nonzero(bad)[0]]
       t0 = time.perf_counter()
       gt = sharding.shard_batch({k: np.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}, mesh)
-      per = jax.device_get(scorer(stages, recon.stats, gt, arrays))
-      per.update(loss_rows(stages.refine.losses, rounds))
-      if rounds and stages.refine.contacts is not None and len(stages.refine.contacts[0]):
+      scored = stages if rounds == refined_rounds else stages._replace(x_rounds=stages.x_rounds[:0])
+      per = jax.device_get(scorer(scored, recon.stats, gt, arrays))
+      losses_ = stages.refine.losses
+      if rounds != refined_rounds:  # Keep the rows of x_init and of the last round only.
+        losses_ = jax.tree.map(lambda a: jnp.stack([a[0], a[-1]]), losses_)
+      per.update(loss_rows(losses_, rounds))
+      if refined_rounds and stages.refine.contacts is not None and len(stages.refine.contacts[0]):
         counts = mask_counts(jax.device_get(stages.refine.contacts), valid, settings.mask_threshold)
         mask_sum = counts if mask_sum is None else {k: mask_sum[k] + v for k, v in counts.items()}
       if contact == "guidance":
