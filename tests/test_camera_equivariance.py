@@ -120,7 +120,10 @@ def test_off_centre_result_is_the_original_turned_by_the_camera_rotation(runs):
   angle = lambda a, b: np.degrees(Rotation.from_matrix(a @ b.T).magnitude())
   root = lambda p: Rotation.from_rotvec(p["global_orient"]).as_matrix()
   assert angle(root(p1), Q @ root(p0)) < 3.0  # Without the view rotation: 30° off.
-  assert angle(p1["object_R"], Q @ p0["object_R"]) < 5.0
+  # The object's orientation: within 5° or 3× what resampling alone moves it (the shifted frame), far below
+  # the 30° a missing view rotation gives.
+  obj_floor = angle(p2["object_R"], p0["object_R"])
+  assert angle(p1["object_R"], Q @ p0["object_R"]) < max(5.0, 3.0 * obj_floor), obj_floor
   np.testing.assert_allclose(p1["cam_trans"], Q @ p0["cam_trans"], atol=0.03 * np.linalg.norm(p0["cam_trans"]))
   np.testing.assert_allclose(p1["object_t"] - p1["cam_trans"], Q @ (p0["object_t"] - p0["cam_trans"]), atol=0.03)
 
