@@ -115,7 +115,7 @@ def run_method(name: str, m: Method, models: dict, args, rounds: bool = False) -
       return json.load(f)
   cfg = point_config(load_config(m.config), dict(m.overrides), source=f"ablation method {name}")
   model = models[m.model]  # A retrained model lacks the condition: the override then drops nothing.
-  spec = {name: (*evaluator.method_setup(m.base, settings_from_config(cfg)), weights_from_config(cfg))}
+  spec = {name: (*evaluator.method_setup(m.base, settings_from_config(cfg, model.config)), weights_from_config(cfg))}
   t0 = time.time()
   limit = min(args.limit or 10 ** 9, args.round_frames) if rounds else args.limit
   res = evaluator.evaluate(model, args.data, args.split, [name], limit=limit, batch_size=args.batch,
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
   ap.add_argument("--limit", type=int, default=None)
   ap.add_argument("--batch", type=int, default=16)
   ap.add_argument("--samples", type=int, default=NUM_CHAMFER_SAMPLES, help="Chamfer samples per mesh")
-  ap.add_argument("--search", default="host", choices=("host", "device"),
+  ap.add_argument("--search", default="auto", choices=("auto", "host", "device"),
                   help="nearest neighbours of the scoring (same values; host KD-trees are faster on a CPU)")
   ap.add_argument("--round-frames", type=int, default=60, help="frames whose every round is scored (plot)")
   ap.add_argument("--round-rows", default=None, help="rows of the metric-vs-round plot (default: all)")

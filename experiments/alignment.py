@@ -38,6 +38,7 @@ from scorehoi_jax.model_store import default_model_path, load_model  # noqa: E40
 from scorehoi_jax.objects import get_object  # noqa: E402
 from scorehoi_jax.objects.geometry import stack_geometries  # noqa: E402
 from scorehoi_jax.reconstruct import Reconstructor, full_vertices  # noqa: E402
+from scorehoi_jax.sweep import bootstrap_indices, interval  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -49,13 +50,14 @@ def methods():
 
 
 def bootstrap_ci(values, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
-  """(mean, low, high): the mean and its 95 % percentile bootstrap interval over frames."""
+  """(mean, low, high): the mean over the finite frames and its 95 % percentile bootstrap interval
+  (sweep.bootstrap_indices / interval, the package's one bootstrap)."""
   v = np.asarray(values, np.float64)
   v = v[np.isfinite(v)]
   if len(v) == 0:
     return float("nan"), float("nan"), float("nan")
-  means = v[np.random.default_rng(seed).integers(0, len(v), (n, len(v)))].mean(1)
-  return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+  ci = interval(v[bootstrap_indices(len(v), n, seed)].mean(1))
+  return ci["mean"], ci["lo"], ci["hi"]
 
 
 def _object_key(record):

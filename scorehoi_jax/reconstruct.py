@@ -252,7 +252,7 @@ class Reconstructor:
     self.model = model
     cfg = refine_config if refine_config is not None else default_refine_config()
     self.refine_config = cfg
-    self.settings = settings if settings is not None else settings_from_config(cfg)
+    self.settings = settings if settings is not None else settings_from_config(cfg, model.config)
     if self.settings.hand_mean:
       # Our regressor, denoiser and dataset readers all hold absolute hand rotations (CONTHO-style
       # offsets are converted on reading, data/ground_truth.py): adding the MANO mean again would

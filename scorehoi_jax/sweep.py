@@ -90,11 +90,6 @@ def point_config(cfg, point: dict, source: str = "sweep grid"):
 # ------------------------------------------------------------------------------------------------
 
 
-def _f1(p, r):
-  with np.errstate(invalid="ignore", divide="ignore"):
-    return np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
-
-
 def bootstrap_indices(n: int, resamples: int = 1000, seed: int = 0) -> np.ndarray:
   """int [1 + resamples, n]: row 0 the frames themselves, then resamples with replacement.
 
@@ -112,6 +107,7 @@ def bootstrap_stats(frames: dict, idx: np.ndarray) -> dict:
   "valid_p", "valid_r". Contact P and R are means over the resampled frames with a non-empty
   prediction (ground truth), F1 from those means, as the field computes it (metrics.ContactPRF).
   """
+  from scorehoi_jax.evaluation.metrics import f1_score
   stats = {}
   for k in PER_FRAME:
     v = np.asarray(frames[k], np.float64)[idx]
@@ -121,7 +117,7 @@ def bootstrap_stats(frames: dict, idx: np.ndarray) -> dict:
   with np.errstate(invalid="ignore"):
     stats["contact_precision"] = np.sum(p * vp, 1) / np.sum(vp, 1)
     stats["contact_recall"] = np.sum(r * vr, 1) / np.sum(vr, 1)
-  stats["contact_f1"] = _f1(stats["contact_precision"], stats["contact_recall"])
+  stats["contact_f1"] = f1_score(stats["contact_precision"], stats["contact_recall"])
   return stats
 
 
@@ -268,7 +264,7 @@ def run_sweep(model, data_dir: str, grid_items, out_dir: str, *, refine_config, 
   groups: dict = {}
   for i, cfg in enumerate(cfgs):
     try:
-      groups.setdefault(settings_from_config(cfg), []).append(i)
+      groups.setdefault(settings_from_config(cfg, model.config), []).append(i)
     except ValueError as e:
       raise SweepError(f"grid point {names[i]}: {e}") from None
   data, scorer, compiles, ran, compile_seconds = None, None, 0, [], []

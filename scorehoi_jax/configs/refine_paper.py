@@ -42,7 +42,10 @@ def get_config(arg=None):
       schedule="constant",  # Guidance weight over t: constant | linear | cosine.
       grad_mode="none",  # none | clip | normalize (per sample, norm guidance.grad_clip).
       mask_mode="hard",  # hard: M = [p > mask_threshold] (released) | soft: M = p.
-      mask_threshold=0.5,
+      # "model": the thresholds calibrated for the model (evaluation/calibration.py), 0.5 for a model without
+      # them (released). Ours is trained with a class-balanced contact BCE, which scales the predicted odds
+      # of contact up by n_neg/n_pos; its calibrated cut is what 0.5 means for a plain-BCE model.
+      mask_threshold="model",
       # body: the known ground plane where the data has one, else estimated from the body (pelvis up axis,
       # through the lowest point); lowest: the released implicit floor, normal to camera −y, which tilts
       # objects by the camera's pitch; plane: inputs.ground_plane only.

@@ -77,7 +77,9 @@ class RefineSettings:
   schedule: Any = "constant"  # Guidance weight over t: 'constant' | 'linear' | 'cosine' | callable.
   grad_mode: str = "none"  # 'none' | 'clip' | 'normalize' (per-sample, with weights.grad_clip).
   mask_mode: str = "hard"  # 'hard': M = [p > threshold] (released) | 'soft': M = p.
-  mask_threshold: float = 0.5
+  # One threshold for every head, or (human, object, floor): models trained with the class-balanced
+  # contact BCE store calibrated ones (evaluation/calibration.py; config value "model").
+  mask_threshold: float | tuple = 0.5
   # 'lowest': the released implicit floor (normal −y of the camera, through the lowest point);
   # 'plane': inputs.ground_plane (known: dataset calibration, synthetic labels);
   # 'body': inputs.ground_plane when given, else estimated from the current body (losses.estimate_ground_plane).
@@ -114,6 +116,10 @@ class RefineSettings:
       if not (isinstance(item, tuple) and len(item) == 2 and item[0] in TERM_NAMES and item[1] in ddim.SCHEDULES):
         raise ValueError(f"RefineSettings.term_schedules: {item!r}; expected (term, shape) with term in "
                          f"{TERM_NAMES} and shape in {ddim.SCHEDULES}.")
+    thr = self.mask_threshold if isinstance(self.mask_threshold, tuple) else (self.mask_threshold,)
+    if len(thr) not in (1, 3) or not all(isinstance(t, float) and 0.0 <= t < 1.0 for t in thr):
+      raise ValueError(f"RefineSettings.mask_threshold={self.mask_threshold!r}; expected a float in [0, 1) or "
+                       "a (human, object, floor) tuple of them.")
     if self.grad_steps < 1:
       raise ValueError(f"RefineSettings.grad_steps must be >= 1, got {self.grad_steps}.")
     if self.grad_steps > 1 and self.through_denoiser:
@@ -161,7 +167,12 @@ class RefineOutput(NamedTuple):
 def masks_from_probs(probs, settings: RefineSettings):
   if settings.mask_mode == "soft":
     return probs
-  return tuple((p > settings.mask_threshold).astype(p.dtype) for p in probs)
+  return tuple((p > t).astype(p.dtype) for p, t in zip(probs, head_thresholds(settings.mask_threshold)))
+
+
+def head_thresholds(threshold) -> tuple[float, float, float]:
+  """RefineSettings.mask_threshold as (human, object, floor)."""
+  return tuple(threshold) if isinstance(threshold, tuple) else (threshold,) * 3
 
 
 def loss_terms(x0, masks, inputs: RefineInputs, body_model, stats, weights: GuidanceWeights,
@@ -229,8 +240,8 @@ def part_norms(g) -> jnp.ndarray:
 def mask_stats(probs, settings: RefineSettings) -> tuple[tuple, tuple]:
   """((on_h, on_o, on_of), (flipped_h, ...)) each [R, B] from per-round probabilities [R, B, N]."""
   on, flipped = [], []
-  for p in probs:
-    m = masks_from_probs((p,), settings)[0] > 0.5  # Soft masks: 'on' where M > 0.5.
+  for mask in masks_from_probs(tuple(probs), settings):  # Each head with its own threshold.
+    m = mask > 0.5  # Soft masks: 'on' where M > 0.5.
     on.append(jnp.sum(m, axis=-1).astype(jnp.int32))
     flips = jnp.sum(m[1:] != m[:-1], axis=-1).astype(jnp.int32)
     flipped.append(jnp.concatenate([jnp.zeros_like(on[-1][:1]), flips], axis=0))

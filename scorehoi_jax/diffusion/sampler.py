@@ -23,8 +23,22 @@ from scorehoi_jax.diffusion.xpack import BetasStats
 from scorehoi_jax.models.denoiser import Denoiser, denoiser_from_config
 
 
-def settings_from_config(cfg) -> RefineSettings:
-  """cfg.refine -> RefineSettings (the static part)."""
+def mask_threshold_from_config(value, model_config=None) -> float | tuple:
+  """refine.mask_threshold: a number, a [human, object, floor] list, or "model" (the thresholds calibrated
+  for the model, evaluation/calibration.py; 0.5 for a model without them)."""
+  if isinstance(value, str):
+    if value != "model":
+      raise ValueError(f"refine.mask_threshold={value!r}; expected a number, a [human, object, floor] list "
+                       "or 'model'.")
+    t = model_config.get("contact_thresholds") if model_config is not None else None
+    return tuple(float(t[h]) for h in ("human", "object", "floor")) if t else 0.5
+  if isinstance(value, (list, tuple)):
+    return tuple(float(v) for v in value)
+  return float(value)
+
+
+def settings_from_config(cfg, model_config=None) -> RefineSettings:
+  """cfg.refine -> RefineSettings (the static part); model_config resolves mask_threshold='model'."""
   r = cfg.refine
   pt_mode = r.pt_mode if r.get("use_pt", True) else "off"
   return RefineSettings(
@@ -32,7 +46,7 @@ def settings_from_config(cfg) -> RefineSettings:
       use_guidance=bool(r.use_guidance), use_ho=bool(r.use_ho), use_of=bool(r.use_of), pt_mode=pt_mode,
       cdir=bool(r.cdir), carry=r.carry, through_denoiser=bool(r.through_denoiser),
       schedule=r.schedule, grad_mode=r.grad_mode, mask_mode=r.mask_mode,
-      mask_threshold=float(r.mask_threshold), floor=r.floor, up=tuple(r.up), hand_mean=bool(r.hand_mean),
+      mask_threshold=mask_threshold_from_config(r.mask_threshold, model_config), floor=r.floor, up=tuple(r.up), hand_mean=bool(r.hand_mean),
       clean_endpoint=bool(r.get("clean_endpoint", False)), invert_iters=int(r.get("invert_iters", 0)),
       use_mask=bool(r.get("use_mask", False)), fit_steps=int(r.get("fit_steps", 0)),
       term_schedules=tuple(sorted((str(k), str(v)) for k, v in dict(r.get("term_schedules", {})).items())),

@@ -64,7 +64,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from scorehoi_jax.diffusion.losses import penetration_depths
-from scorehoi_jax.diffusion.refine import RefineSettings
+from scorehoi_jax.diffusion.refine import RefineSettings, head_thresholds
 from scorehoi_jax.diffusion.xpack import decode_params
 from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.evaluation import metrics as M
@@ -270,40 +270,60 @@ def _sample_points(rest, s: M.FixedSamples, which: str) -> np.ndarray:
   return np.einsum("skc,sk->sc", np.asarray(rest, np.float64)[s.faces[face]], bary)
 
 
-def _host_search(g: dict, contact: str) -> dict:
+def _tree(points) -> cKDTree:
+  # Unbalanced, uncompacted trees build several times faster and query about as fast (SciPy's docs).
+  return cKDTree(points, balanced_tree=False, compact_nodes=False)
+
+
+def _host_frame(al: dict, pred_h, pred_ov, ow, n_st: int, b: int, i: int, contact: str, gt_chamfer: bool) -> dict:
+  """Every stage of frame i: the GT sample sets are the same for every stage (the Procrustes moves the
+  prediction), so their trees are built once; hit [S, V] is the field's contact of each stage.
+  gt_chamfer=False leaves the GT stage's (last) Chamfer NaN: it is the same for every method."""
+  rows = [s * b + i for s in range(n_st)]
+  out = {}
+  for part in ("human", "object"):
+    gt = al[f"{part}_gt"][rows[0]]
+    gt_tree = _tree(gt)
+    cd, fs = np.full(n_st, np.nan), np.full(n_st, np.nan)
+    for s, r in enumerate(rows if gt_chamfer else rows[:-1]):
+      pred = al[f"{part}_pred"][r]
+      d_ab, _ = gt_tree.query(pred)
+      d_ba, _ = _tree(pred).query(gt)
+      cd[s] = 100.0 * (d_ab.mean() + d_ba.mean())
+      fs[s] = M.fscore_from_distances(d_ab, d_ba, M.FSCORE_THRESHOLD)
+    out[f"cd_{part}"], out[f"fscore_{part}"] = cd, fs
+  if contact == "full":
+    out["hit"] = np.stack([_tree(pred_ov[r][ow[r]]).query(pred_h[r], distance_upper_bound=M.CONTACT_THRESHOLD)[0]
+                           < M.CONTACT_THRESHOLD for r in rows])
+  return out
+
+
+def _host_search(g: dict, contact: str, gt_chamfer: bool = True) -> dict:
   """The nearest-neighbour part of the scorer on the host (SciPy KD-trees), from ``geometry``'s arrays.
 
   The same values as the device search (exact nearest neighbours both ways); on a CPU this is the
-  faster path (the device search's brute-force fallbacks dominate there). Returns {name: [S, B]}.
+  faster path (the device search's brute-force fallbacks dominate there). Frames run on a thread pool
+  (the KD-tree releases the GIL). Returns {name: [S, B]}.
   """
+  from concurrent.futures import ThreadPoolExecutor
   al = {k: np.asarray(v, np.float64) for k, v in g["aligned"].items()}
   pred_h, pred_ov = np.asarray(g["pred_h"], np.float64), np.asarray(g["pred_ov"], np.float64)
   ow = np.asarray(g["weight"]) > 0
-  n = pred_h.shape[0]
-  out = {k: np.zeros(n, np.float64) for k in ("cd_human", "fscore_human", "cd_object", "fscore_object")}
-  hit = np.zeros(pred_h.shape[:2], bool)
-  for i in range(n):
-    for part in ("human", "object"):
-      a, b = al[f"{part}_pred"][i], al[f"{part}_gt"][i]
-      d_ab, _ = cKDTree(b).query(a)
-      d_ba, _ = cKDTree(a).query(b)
-      p, r = np.mean(d_ab < M.FSCORE_THRESHOLD), np.mean(d_ba < M.FSCORE_THRESHOLD)
-      out[f"cd_{part}"][i] = 100.0 * (d_ab.mean() + d_ba.mean())
-      out[f"fscore_{part}"][i] = 2 * p * r / (p + r) if p + r > 0 else 0.0
-    if contact == "full":
-      d, _ = cKDTree(pred_ov[i][ow[i]]).query(pred_h[i], distance_upper_bound=M.CONTACT_THRESHOLD)
-      hit[i] = d < M.CONTACT_THRESHOLD
   n_st, b = g["shape"]
-  res = {k: v.reshape(n_st, b).astype(np.float32) for k, v in out.items()}
+  work = functools.partial(_host_frame, al, pred_h, pred_ov, ow, n_st, b, contact=contact, gt_chamfer=gt_chamfer)
+  with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    frames = list(pool.map(lambda i: work(i=i), range(b)))
+  res = {k: np.stack([f[k] for f in frames], 1).astype(np.float32)
+         for k in ("cd_human", "fscore_human", "cd_object", "fscore_object")}  # [S, B]
   if contact == "full":
-    hit = hit.reshape(n_st, b, -1)
+    hit = np.stack([f["hit"] for f in frames], 1)  # [S, B, V]
     cp, cr, vp, vr = (np.asarray(v) for v in M.contact_precision_recall(hit, np.broadcast_to(hit[-1], hit.shape)))
     res.update(contact_p=cp, contact_r=cr, contact_vp=vp, contact_vr=vr)
   return res
 
 
 def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_mean: bool = False,
-                contact: str = "full", batch: int = 8, search: str = "device"):
+                contact: str = "full", batch: int = 8, search: str = "auto"):
   """A jitted fn(stages, stats, gt, obj) -> per-(stage, sample) metrics {name: [S, B]}, all on device.
 
   S runs over ``stage_names`` (the GT last). stages: Stages of a
@@ -315,9 +335,11 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_m
     contact_r and their validity flags per stage) or 'guidance' (the 431 guidance
     vertices are returned for the host-side scoring against the record's labels).
   batch: (stage, sample) pairs per step of the nearest-neighbour searches (memory).
-  search: 'device' (exact clustered searches, nearest.py, no host round trip) or 'host' (the aligned
-    point sets come back and SciPy KD-trees search them: the same values; faster on a CPU backend).
+  search: 'device' (exact clustered searches, nearest.py, no host round trip), 'host' (the aligned
+    point sets come back and SciPy KD-trees search them: the same values; faster on a CPU backend), or
+    'auto' (host on a CPU backend, else device).
   """
+  search = resolve_search(search)
   if contact not in ("full", "guidance"):
     raise ValueError(f"make_scorer: contact={contact!r}, expected 'full' or 'guidance'.")
   rest = np.asarray(full_vertices(bodies, jnp.broadcast_to(jnp.eye(3), (1, 52, 3, 3)), jnp.zeros((1, 10)))[0])
@@ -337,7 +359,7 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_m
     cd = 100.0 * (N.cluster_mean(d_ab, a_first) + N.cluster_mean(d_ba, b_first))
     p = N.cluster_mean(d_ab < M.FSCORE_THRESHOLD, a_first)
     r = N.cluster_mean(d_ba < M.FSCORE_THRESHOLD, b_first)
-    return cd, jnp.where(p + r > 0, 2 * p * r / jnp.maximum(p + r, 1e-12), 0.0)
+    return cd, M.f1_score(p, r)
 
   def score(stages, stats, gt, obj, host: bool = False):
     b = stages.x_regressor.shape[0]
@@ -390,10 +412,10 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_m
     raise ValueError(f"make_scorer: search={search!r}, expected 'device' or 'host'.")
   geometry = jax.jit(functools.partial(score, host=True))
 
-  def score_host(stages, stats, gt, obj):
+  def score_host(stages, stats, gt, obj, gt_chamfer: bool = True):
     out, g = jax.device_get(geometry(stages, stats, gt, obj))
     g["shape"] = np.asarray(out["pen_depth_cm"]).shape
-    out.update(_host_search(g, contact))
+    out.update(_host_search(g, contact, gt_chamfer))
     return out
 
   return score_host
@@ -411,16 +433,16 @@ def loss_rows(losses, num_rounds: int) -> dict:
   return out
 
 
-def mask_counts(contacts, valid: int, threshold: float = 0.5) -> dict:
+def mask_counts(contacts, valid: int, threshold: float | tuple = 0.5) -> dict:
   """CDIR's masks per round, summed over the batch's valid rows: {'{human,object}_{on,flipped}': [R]}.
 
   contacts: RefineOutput.contacts (p_h [R, B, Nh], p_o [R, B, K], ...), the probabilities each round used;
-  an entry is on above ``threshold`` (the hard masks of RefineSettings.mask_mode='hard'); flipped counts
+  an entry is on above its head's ``threshold`` (RefineSettings.mask_threshold; the hard masks of RefineSettings.mask_mode='hard'); flipped counts
   entries that differ from the previous round's (0 in round 1). Frozen masks (w/o CDIR) flip nothing.
   """
   out = {}
-  for name, p in zip(("human", "object"), contacts[:2]):
-    on = np.asarray(p, np.float64)[:, :valid] > threshold  # [R, b, n]
+  for name, p, t in zip(("human", "object"), contacts[:2], head_thresholds(threshold)):
+    on = np.asarray(p, np.float64)[:, :valid] > t  # [R, b, n]
     flipped = np.concatenate([np.zeros_like(on[:1]), on[1:] != on[:-1]], 0)
     out[f"{name}_on"] = on.sum((1, 2)).astype(np.float64)
     out[f"{name}_flipped"] = flipped.sum((1, 2)).astype(np.float64)
@@ -553,7 +575,16 @@ def cached_reconstructor(model, cfg, settings: RefineSettings, refine_fn: Callab
   return _RECONSTRUCTORS[key][1]
 
 
-def cached_scorer(bodies: Bodies, num_samples: int, hand_mean: bool, contact: str, search: str = "device"):
+def resolve_search(search: str) -> str:
+  """'auto' → 'host' on a CPU backend (KD-trees beat the device search's brute-force fallbacks there),
+  'device' on an accelerator."""
+  if search == "auto":
+    return "host" if jax.default_backend() == "cpu" else "device"
+  return search
+
+
+def cached_scorer(bodies: Bodies, num_samples: int, hand_mean: bool, contact: str, search: str = "auto"):
+  search = resolve_search(search)
   key = (id(bodies), num_samples, hand_mean, contact, search)
   if key not in _SCORERS:
     _SCORERS[key] = (bodies, make_scorer(bodies, num_samples, hand_mean=hand_mean, contact=contact, search=search))
@@ -565,7 +596,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
              dataset: str = "synthetic_hoi", baseline: BaselineConfig = BaselineConfig(),
              extra_methods: dict | None = None, objects: Callable | None = None, progress: bool = True,
              contact: str = "full", mesh=None, per_frame: bool = False, score_rounds: bool = True,
-             search: str = "device") -> dict:
+             search: str = "auto") -> dict:
   """Score methods on a prepared dataset split; returns a JSON-ready dict.
 
   Args:
@@ -582,8 +613,8 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     extra_methods: {name: (RefineSettings, refine_fn or None[, GuidanceWeights])} evaluated like the
       built-in ones; the optional weights replace the refine config's for that method (traced: methods that
       differ only in weights share one compiled program).
-    search: nearest neighbours on 'device' (nearest.py) or on the 'host' (SciPy KD-trees; same values,
-      faster on a CPU backend: make_scorer).
+    search: nearest neighbours on 'device' (nearest.py), on the 'host' (SciPy KD-trees; same values,
+      faster on a CPU backend: make_scorer), or 'auto' (host on a CPU backend, else device).
     score_rounds: also score x after every refinement round (round_1 … round_N). Off, only the
       regressor, refined, final and GT stages are scored: scoring is most of an evaluation's cost on a
       CPU (each stage is a nearest-neighbour search per mesh), and every method then shares one scorer.
@@ -621,7 +652,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
   mesh = mesh if mesh is not None else sharding.make_mesh()
   sharding.check_batch_size(batch_size, mesh)
   cfg = refine_config if refine_config is not None else default_refine_config()
-  base_settings = settings_from_config(cfg)
+  base_settings = settings_from_config(cfg, model.config)
   weights = weights_from_config(cfg)
   if objects is None and dataset != "synthetic_hoi":
     raise EvaluationError(f"evaluating {dataset} needs the dataset's own object meshes (--objects DIR, or "
@@ -669,7 +700,9 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
       t0 = time.perf_counter()
       gt = sharding.shard_batch({k: np.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}, mesh)
       scored = stages if rounds == refined_rounds else stages._replace(x_rounds=stages.x_rounds[:0])
-      per = jax.device_get(scorer(scored, recon.stats, gt, arrays))
+      # The GT stage's Chamfer is the same for every method: the host search does it for the first only.
+      kw = {"gt_chamfer": gt_acc is None} if resolve_search(search) == "host" else {}
+      per = jax.device_get(scorer(scored, recon.stats, gt, arrays, **kw))
       losses_ = stages.refine.losses
       if rounds != refined_rounds:  # Keep the rows of x_init and of the last round only.
         losses_ = jax.tree.map(lambda a: jnp.stack([a[0], a[-1]]), losses_)

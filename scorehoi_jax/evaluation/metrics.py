@@ -68,10 +68,18 @@ def _two_way(a: np.ndarray, b: np.ndarray):
   return d_ab, d_ba
 
 
-def _fscore_from_nn(d_pred_to_gt, d_gt_to_pred, threshold):
-  p = float(np.mean(d_pred_to_gt < threshold))
-  r = float(np.mean(d_gt_to_pred < threshold))
-  return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+def f1_score(p, r):
+  """Harmonic mean of precision and recall, 0 where both are 0: the one F formula of the package
+  (F-score of point sets, contact F1, mask F1). Floats, NumPy arrays, or JAX arrays (jit-safe)."""
+  xp = jnp if isinstance(p, jax.Array) or isinstance(r, jax.Array) else np
+  s = p + r
+  out = xp.where(s > 0, 2 * p * r / xp.maximum(s, 1e-12), 0.0)
+  return float(out) if np.ndim(out) == 0 and xp is np else out
+
+
+def fscore_from_distances(d_pred_to_gt, d_gt_to_pred, threshold) -> float:
+  """F-score@threshold from the nearest-neighbour distances both ways (host arrays)."""
+  return f1_score(float(np.mean(d_pred_to_gt < threshold)), float(np.mean(d_gt_to_pred < threshold)))
 
 
 def reconstruction_metrics(pred_h, pred_o, gt_h, gt_o, faces_h, faces_o, num_samples: int = NUM_CHAMFER_SAMPLES,
@@ -95,7 +103,7 @@ def reconstruction_metrics(pred_h, pred_o, gt_h, gt_o, faces_h, faces_o, num_sam
     ps = sample_surface(pv, faces, num_samples, seed + 1).points
     d_pg, d_gp = _two_way(ps, gs)
     out[f"cd_{part}"] = 100.0 * float(d_gp.mean() + d_pg.mean())
-    out[f"fscore_{part}"] = _fscore_from_nn(d_pg, d_gp, fscore_threshold)
+    out[f"fscore_{part}"] = fscore_from_distances(d_pg, d_gp, fscore_threshold)
   return out
 
 
@@ -109,7 +117,7 @@ def chamfer_after_procrustes(pred_h, pred_o, gt_h, gt_o, faces_h, faces_o, num_s
 def fscore(pred_points, gt_points, threshold: float = FSCORE_THRESHOLD) -> float:
   """F-score of two point sets: harmonic mean of the fractions within ``threshold``."""
   d_pg, d_gp = _two_way(np.asarray(pred_points, np.float64), np.asarray(gt_points, np.float64))
-  return _fscore_from_nn(d_pg, d_gp, threshold)
+  return fscore_from_distances(d_pg, d_gp, threshold)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,7 +213,7 @@ class ContactPRF:
     p, r = self.precision, self.recall
     if math.isnan(p) or math.isnan(r):
       return math.nan
-    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+    return f1_score(p, r)
 
   def result(self) -> dict:
     return {"precision": self.precision, "recall": self.recall, "f1": self.f1,
@@ -241,7 +249,7 @@ def _cd_fscore(ps, gs, chunk: int, fscore_threshold: float):
   cd = 100.0 * (d_gp.mean(-1) + d_pg.mean(-1))
   p = jnp.mean(d_pg < fscore_threshold, axis=-1)
   r = jnp.mean(d_gp < fscore_threshold, axis=-1)
-  return cd, jnp.where(p + r > 0, 2 * p * r / jnp.maximum(p + r, 1e-12), 0.0)
+  return cd, f1_score(p, r)
 
 
 def make_batched_chamfer(human: FixedSamples, obj: FixedSamples, chunk: int = 2048,
