@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
-from scorehoi_jax.diffusion.image_evidence import (ImageEvidence, batched_mask_loss, fit_placement, mask_evidence_arrays,
-                                                   mask_loss)
+from scorehoi_jax.diffusion.image_evidence import (ImageEvidence, batched_mask_loss, fit_placement, fit_pose,
+                                                   mask_evidence_arrays, mask_loss)
 from scorehoi_jax.geometry.image_lookup import bilinear_lookup
 
 S = 48
@@ -87,3 +87,23 @@ def test_placement_fit_moves_the_pelvis_back_onto_the_mask():
   before = np.linalg.norm(px(ev.cam_trans[0]) - px(true_cam))
   after = np.linalg.norm(px(cam[0]) - px(true_cam))
   assert before > 4.0 and after < 0.25 * before
+
+
+def test_pose_fit_brings_a_displaced_limb_back_and_its_prior_holds_it():
+  """x moves a 'limb' (a third of the human points) sideways; the masks are those of x = 0."""
+  human, uv_h = _points(6)
+  obj, uv_o = _points(7, 20)
+  ev = _evidence(_mask_of(uv_h), _mask_of(uv_o))
+  limb = jnp.asarray((np.arange(len(human)) % 3 == 0)[:, None], jnp.float32)
+
+  def decode(x):  # x [B, 3]: the limb's offset (metres).
+    return jnp.asarray(human)[None] + x[:, None, :] * limb[None], jnp.asarray(obj)[None]
+
+  x0 = jnp.asarray([[0.1, -0.06, 0.0]], jnp.float32)  # ≈ 3 px and 2 px off at z = 2.
+  fit = jax.jit(fit_pose, static_argnums=(1, 3))
+  loss = lambda x, cam: float(batched_mask_loss(*decode(x), ev, cam)[0])
+  x, cam = fit(x0, decode, ev, 200, 1e-3)
+  assert loss(x, cam) < 0.3 * loss(x0, ev.cam_trans)
+  assert np.linalg.norm(np.asarray(x)[0, :2]) < 0.4 * np.linalg.norm(np.asarray(x0)[0, :2])
+  held, _ = fit(x0, decode, ev, 200, 1e4)  # A strong prior keeps the network's pose.
+  np.testing.assert_allclose(np.asarray(held), np.asarray(x0), atol=2e-3)

@@ -170,6 +170,31 @@ def test_floor_estimated_from_the_body_not_the_camera():
   assert float(est) == 0.0 and float(old) > 1e-3  # ... and the released floor would tilt it.
 
 
+def test_known_floor_keeps_the_datas_normal_and_passes_under_the_feet():
+  """A calibrated floor (camera coordinates) and a regressor whose depth is 40 cm off: the plane L_of uses
+  must still pass under the body's feet (its offset from the body, not from the wrong pelvis position)."""
+  from scorehoi_jax.diffusion.xpack import decode_x, pack_x_from_matrices
+  from scorehoi_jax.reconstruct import floor_plane, make_bodies
+  guidance = make_bodies().guidance
+  pitch = Rotation.from_euler("x", -160.0, degrees=True).as_matrix()  # Body +y → camera up, pitched 20°.
+  rotmats = np.tile(np.eye(3, dtype=np.float32), (1, 52, 1, 1))
+  rotmats[0, 0] = pitch
+  x = pack_x_from_matrices(jnp.asarray(rotmats), jnp.eye(3)[None], jnp.zeros((1, 3)), jnp.zeros((1, 10)), STATS)
+  template = jnp.zeros((1, 64, 3))
+  human = np.asarray(decode_x(x, guidance, template, STATS).human_points[0], np.float64)
+  n = pitch @ np.array([0.0, 1.0, 0.0])
+  pelvis = np.array([0.1, 0.3, 2.5])  # True pelvis in the camera.
+  c = -np.min((human + pelvis) @ n)  # The floor under the feet, in camera coordinates: n·q + c = 0.
+  batch = {"object_template": template, "ground_plane": jnp.asarray([[*n, c]], jnp.float32)}
+  wrong = jnp.asarray([pelvis + [0.0, 0.0, 0.4]], jnp.float32)
+  plane = np.asarray(floor_plane(x, batch, guidance, STATS, RefineSettings(floor="body"), wrong))[0]
+  np.testing.assert_allclose(plane[:3], n, atol=1e-6)
+  assert abs(np.min(human @ plane[:3] + plane[3])) < 1e-5  # The lowest body point is on the floor.
+  unknown = dict(batch, ground_plane=jnp.zeros((1, 4)))  # No calibration: the feet's plane.
+  est = np.asarray(floor_plane(x, unknown, guidance, STATS, RefineSettings(floor="body"), wrong))[0]
+  np.testing.assert_allclose(est[:3], n, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------
 # DDIM.
 # ------------------------------------------------------------------------------------------------

@@ -116,3 +116,30 @@ def fit_placement(human, obj, ev: ImageEvidence, steps: int, learning_rate: floa
 
   (p, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
   return p["cam"], p["obj"]
+
+
+def fit_pose(x, decode, ev: ImageEvidence, steps: int, prior: float, learning_rate: float = 0.01):
+  """(x [B, 331], cam_trans [B, 3]) fitted to the masks: an SMPLify-style stage on silhouettes.
+
+  Adam on L_mask + prior·‖x − x_start‖² over all of x (body and hand rotations, betas, the object's
+  rotation and translation) and the pelvis position, from the placement fit's result. The prior keeps
+  the pose near the network's (a silhouette alone does not fix a pose); the guided refinement that
+  follows pulls the fit back toward the learned pose distribution. decode(x) -> (human [B, Nh, 3],
+  object [B, K, 3]) pelvis-centred; ``steps`` is static.
+  """
+  params = {"x": x, "cam": ev.cam_trans}
+  tx = optax.adam(learning_rate)
+
+  def loss(p):
+    human, obj = decode(p["x"])
+    fit = batched_mask_loss(human, obj, ev, p["cam"])
+    return jnp.sum(fit + prior * jnp.sum((p["x"] - x) ** 2, -1))
+
+  def step(carry, _):
+    p, s = carry
+    g = jax.grad(loss)(p)
+    u, s = tx.update(g, s, p)
+    return (optax.apply_updates(p, u), s), None
+
+  (p, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
+  return p["x"], p["cam"]

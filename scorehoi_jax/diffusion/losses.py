@@ -151,7 +151,13 @@ def estimate_ground_plane(human, rotmats, body_up=BODY_UP):
     for j in chain[1:]:
       r = r @ rotmats[j]
     n = n + r @ up
-  n = n / jnp.linalg.norm(n)
+  return plane_under_body(human, n / jnp.linalg.norm(n))
+
+
+def plane_under_body(human, n):
+  """[4] the plane with unit up normal n [3] through the lowest of the pelvis-centred points human [Nh, 3]
+  along n (no gradient: a reference for L_of, not something guidance may move)."""
+  n = jax.lax.stop_gradient(n)
   c = -jnp.min(jax.lax.stop_gradient(human) @ n)
   return jnp.concatenate([n, c[None]])
 

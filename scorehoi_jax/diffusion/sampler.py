@@ -49,6 +49,7 @@ def settings_from_config(cfg, model_config=None) -> RefineSettings:
       mask_threshold=mask_threshold_from_config(r.mask_threshold, model_config), floor=r.floor, up=tuple(r.up), hand_mean=bool(r.hand_mean),
       clean_endpoint=bool(r.get("clean_endpoint", False)), invert_iters=int(r.get("invert_iters", 0)),
       use_mask=bool(r.get("use_mask", False)), fit_steps=int(r.get("fit_steps", 0)),
+      pose_fit_steps=int(r.get("pose_fit_steps", 0)), pose_fit_prior=float(r.get("pose_fit_prior", 1.0)),
       term_schedules=tuple(sorted((str(k), str(v)) for k, v in dict(r.get("term_schedules", {})).items())),
       grad_steps=int(r.get("grad_steps", 1)), stochastic=bool(r.get("stochastic", False)),
       trace=bool(r.get("trace", False)), trace_x0=bool(r.get("trace_x0", False)))
