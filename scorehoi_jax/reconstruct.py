@@ -34,7 +34,8 @@ import numpy as np
 
 from scorehoi_jax import body as body_lib
 from scorehoi_jax import export_cache, jax_cache
-from scorehoi_jax.diffusion.image_evidence import ImageEvidence, fit_placement, fit_pose, mask_evidence_arrays
+from scorehoi_jax.diffusion.image_evidence import (ImageEvidence, batched_mask_loss, fit_placement, fit_pose,
+                                                   load_pose_hypotheses, mask_evidence_arrays)
 from scorehoi_jax.diffusion.losses import GuidanceWeights, estimate_ground_plane, plane_under_body
 from scorehoi_jax.diffusion.refine import RefineInputs, RefineOutput, RefineSettings, refine
 from scorehoi_jax.config import load_config
@@ -135,6 +136,50 @@ def floor_plane(x, batch, body, stats, settings: RefineSettings, cam_trans):
   return jnp.where(known, data, estimated)
 
 
+BODY_POSE = slice(6, 132)  # Joints 1–21 (the body without the global orientation and the hands) in x.
+
+
+def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, settings: RefineSettings,
+                 hypotheses=None) -> tuple[jnp.ndarray, ImageEvidence]:
+  """The refinement's start fitted to the user's masks: (x [B, 331], evidence with the fitted pelvis).
+
+  settings.fit_steps: the pelvis and the object's translation (pose fixed, image_evidence.fit_placement);
+  settings.pose_fit_steps: then all of x (image_evidence.fit_pose). hypotheses [K, 126] (6D of joints
+  1–21, settings.pose_hypotheses): the fits also run from the regressor's estimate with its body pose
+  replaced by each hypothesis, and each sample keeps the start whose silhouette fits its masks best
+  (lowest L_mask), the regressor's own included. A local fit cannot turn a standing estimate into the
+  seated person of the photo; a fit from a seated start can.
+  """
+  def points(x_, tmpl):
+    d = decode_x(x_, body, tmpl, stats, settings.hand_mean)
+    return d.human_points, d.object_points
+
+  b = x.shape[0]
+  k = 1 if hypotheses is None else 1 + hypotheses.shape[0]
+  if k > 1:  # [B, K, 331] → [B·K, 331], row b·K + 0 the regressor's own start.
+    xs = jnp.broadcast_to(x[:, None], (b, k, x.shape[-1]))
+    x = xs.at[:, 1:, BODY_POSE].set(jnp.broadcast_to(hypotheses.reshape(k - 1, -1)[None], (b, k - 1, 126)))
+    x = x.reshape(b * k, -1)
+    evidence = jax.tree.map(lambda a: jnp.repeat(a, k, axis=0), evidence)
+    template = jnp.repeat(template, k, axis=0)
+  if settings.fit_steps > 0:  # Place the person and the object on their masks.
+    human, obj = points(x, template)
+    cam_trans, offset = fit_placement(human, obj, evidence, settings.fit_steps)
+    x = x.at[:, OBJ_TRANS].add(offset)
+    evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
+  if settings.pose_fit_steps > 0:  # Then the pose, the shape and the object too (silhouette fit).
+    x_fit, cam_trans = fit_pose(x, lambda x_: points(x_, template), evidence, settings.pose_fit_steps,
+                                settings.pose_fit_prior)
+    x = orthonormalize_x(x_fit)  # The denoiser knows only 6D of true rotations.
+    evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
+  if k > 1:
+    loss = batched_mask_loss(*points(x, template), evidence).reshape(b, k)
+    best = jnp.argmin(loss, axis=1)
+    pick = lambda a: a.reshape((b, k) + a.shape[1:])[jnp.arange(b), best]
+    x, evidence = pick(x), jax.tree.map(pick, evidence)
+  return x, evidence
+
+
 def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: int, image_cond: str = "pooled",
                         refine_fn: Callable | None = None, alphas_cumprod=None) -> Callable:
   """A jitted ``fn(variables, batch, objects, guidance_body, stats, weights) -> Stages``.
@@ -146,6 +191,7 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
   contact_fn = make_contact_fn(nets.net.contact_former)  # Its parameters ride in aux (traced).
   alphas = jnp.asarray(cosine_schedule() if alphas_cumprod is None else alphas_cumprod, jnp.float32)
   refine_impl = refine_fn or refine
+  hypotheses = jnp.asarray(load_pose_hypotheses()) if settings.use_mask and settings.pose_hypotheses else None
 
   def fn(variables, batch, objects: ObjectGeometry, body, stats: BetasStats, weights: GuidanceWeights) -> Stages:
     net_vars = variables["net"]
@@ -160,18 +206,8 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
     if settings.use_mask:
       evidence = ImageEvidence(batch["distance"], batch["samples_h"], batch["weight_h"], batch["samples_o"],
                                batch["weight_o"], cam_trans, batch["focal"], batch["princpt"])
-      if settings.fit_steps > 0:  # Place the person and the object on their masks before refining.
-        dec0 = decode_x(x_reg, body, batch["object_template"], stats, settings.hand_mean)
-        cam_trans, offset = fit_placement(dec0.human_points, dec0.object_points, evidence, settings.fit_steps)
-        x_start = x_reg.at[:, OBJ_TRANS].add(offset)
-        evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
-      if settings.pose_fit_steps > 0:  # Then the pose, the shape and the object too (silhouette fit).
-        def points(x):
-          d = decode_x(x, body, batch["object_template"], stats, settings.hand_mean)
-          return d.human_points, d.object_points
-        x_fit, cam_trans = fit_pose(x_start, points, evidence, settings.pose_fit_steps, settings.pose_fit_prior)
-        x_start = orthonormalize_x(x_fit)  # The denoiser knows only 6D of true rotations.
-        evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
+      x_start, evidence = fit_to_masks(x_reg, evidence, batch["object_template"], body, stats, settings, hypotheses)
+      cam_trans = evidence.cam_trans
     aux = {"feature_map": fmap, "cam_trans": cam_trans, "focal": batch["focal"],
            "princpt": batch["princpt"], "image_size": image_size,
            "contact_params": net_vars["params"]["contact_former"], "geometry_tokens": geo["tokens"]}

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
-from scorehoi_jax.diffusion.image_evidence import (ImageEvidence, batched_mask_loss, fit_placement, fit_pose,
-                                                   mask_evidence_arrays, mask_loss)
+from scorehoi_jax.diffusion.image_evidence import (POSE_HYPOTHESES, ImageEvidence, batched_mask_loss, fit_placement,
+                                                   fit_pose, mask_evidence_arrays, mask_loss)
 from scorehoi_jax.geometry.image_lookup import bilinear_lookup
 
 S = 48
@@ -107,3 +107,49 @@ def test_pose_fit_brings_a_displaced_limb_back_and_its_prior_holds_it():
   assert np.linalg.norm(np.asarray(x)[0, :2]) < 0.4 * np.linalg.norm(np.asarray(x0)[0, :2])
   held, _ = fit(x0, decode, ev, 200, 1e4)  # A strong prior keeps the network's pose.
   np.testing.assert_allclose(np.asarray(held), np.asarray(x0), atol=2e-3)
+
+
+def test_pose_hypotheses_pick_the_start_whose_silhouette_fills_the_masks():
+  """A seated person's masks, a standing estimate: the fit's starts include each pose class's typical pose,
+  and the seated one must win on L_mask (with the hypotheses off, the standing estimate stays)."""
+  import dataclasses
+  from scipy.spatial.transform import Rotation
+  from scorehoi_jax.diffusion.refine import RefineSettings
+  from scorehoi_jax.diffusion.xpack import decode_x, default_betas_stats, matrix_to_rot6d
+  from scorehoi_jax.models.contact_former import project_to_pixels
+  from scorehoi_jax.reconstruct import BODY_POSE, fit_to_masks, make_bodies
+
+  with np.load(POSE_HYPOTHESES) as z:
+    hyps, names = z["body6d"], list(z["names"])
+  stats, body = default_betas_stats(), make_bodies().guidance
+  size, focal, pp, cam = 64, np.array([90.0, 90.0], np.float32), np.array([31.5, 31.5], np.float32), [0.0, 0.0, 3.0]
+  facing = np.asarray(matrix_to_rot6d(jnp.asarray(Rotation.from_euler("xy", [180, 30], degrees=True).as_matrix(),
+                                                   jnp.float32)))  # Body up → camera −y, turned 30°.
+
+  def x_with(pose6d):
+    x = np.zeros((1, 331), np.float32)
+    x[0, :6] = facing
+    x[0, BODY_POSE] = pose6d.reshape(-1)
+    x[0, 6 + 21 * 6:312] = np.tile([1, 0, 0, 0, 1, 0], 30)  # Hands: identity rotations.
+    x[0, 312:318] = [1, 0, 0, 0, 1, 0]
+    x[0, 318:321] = [0.0, 0.3, 0.2]  # The object (64 copies of one point) in front of the hips.
+    x[0, 321:] = 0.5  # Normalised betas of 0 (bounds ±3).
+    return jnp.asarray(x)
+
+  template = jnp.zeros((1, 64, 3))
+  true = decode_x(x_with(hyps[names.index("sit")]), body, template, stats)
+  masks = []
+  for pts in (true.human_points, true.object_points):
+    uv = np.rint(np.asarray(project_to_pixels(pts, jnp.asarray([cam]), focal[None], pp[None]))[0]).astype(int)
+    m = np.zeros((size, size), bool)
+    m[np.clip(uv[:, 1], 0, size - 1), np.clip(uv[:, 0], 0, size - 1)] = True
+    masks.append(ndimage.binary_dilation(m, iterations=2))
+  arr = mask_evidence_arrays(np.stack(masks, -1)[None].astype(np.float32))
+  ev = ImageEvidence(*(jnp.asarray(arr[k]) for k in ("distance", "samples_h", "weight_h", "samples_o", "weight_o")),
+                     jnp.asarray([cam], jnp.float32), jnp.asarray(focal[None]), jnp.asarray(pp[None]))
+  start = x_with(hyps[names.index("stand")])
+  s = RefineSettings(use_mask=True, pose_hypotheses=True)
+  x, _ = fit_to_masks(start, ev, template, body, stats, s, jnp.asarray(hyps))
+  np.testing.assert_allclose(np.asarray(x)[0, BODY_POSE], hyps[names.index("sit")].reshape(-1), atol=1e-6)
+  kept, _ = fit_to_masks(start, ev, template, body, stats, dataclasses.replace(s, pose_hypotheses=False), None)
+  np.testing.assert_array_equal(np.asarray(kept), np.asarray(start))

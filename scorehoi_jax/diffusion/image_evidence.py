@@ -24,6 +24,7 @@ there.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import jax
@@ -35,6 +36,15 @@ from scorehoi_jax.geometry.image_lookup import bilinear_lookup
 from scorehoi_jax.models.contact_former import project_to_pixels
 
 NUM_MASK_SAMPLES = 128
+POSE_HYPOTHESES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
+                               "pose_hypotheses.npz")
+
+
+def load_pose_hypotheses(path: str = POSE_HYPOTHESES) -> np.ndarray:
+  """[K, 21, 6] body poses (joints 1–21, 6D), one per pose class of the training data
+  (experiments/pose_hypotheses.py): the extra starts of the silhouette fit (RefineSettings.pose_hypotheses)."""
+  with np.load(path) as z:
+    return np.asarray(z["body6d"], np.float32)
 
 
 @jax.tree_util.register_dataclass
@@ -102,20 +112,24 @@ def fit_placement(human, obj, ev: ImageEvidence, steps: int, learning_rate: floa
   the batch sum has independent terms) over the pelvis position and a common
   offset of the object points; ``steps`` is static.
   """
-  params = {"cam": ev.cam_trans, "obj": jnp.zeros_like(ev.cam_trans)}
-  tx = optax.adam(learning_rate)
-
   def loss(p):
     return jnp.sum(batched_mask_loss(human, obj + p["obj"][:, None, :], ev, p["cam"]))
 
+  p = _adam(loss, {"cam": ev.cam_trans, "obj": jnp.zeros_like(ev.cam_trans)}, steps, learning_rate)
+  return p["cam"], p["obj"]
+
+
+def _adam(loss, params, steps: int, learning_rate: float):
+  """params after ``steps`` Adam steps on loss(params) (one lax.scan: one compiled loop)."""
+  tx = optax.adam(learning_rate)
+
   def step(carry, _):
     p, s = carry
-    g = jax.grad(loss)(p)
-    u, s = tx.update(g, s, p)
+    u, s = tx.update(jax.grad(loss)(p), s, p)
     return (optax.apply_updates(p, u), s), None
 
   (p, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
-  return p["cam"], p["obj"]
+  return p
 
 
 def fit_pose(x, decode, ev: ImageEvidence, steps: int, prior: float, learning_rate: float = 0.01):
@@ -127,19 +141,10 @@ def fit_pose(x, decode, ev: ImageEvidence, steps: int, prior: float, learning_ra
   follows pulls the fit back toward the learned pose distribution. decode(x) -> (human [B, Nh, 3],
   object [B, K, 3]) pelvis-centred; ``steps`` is static.
   """
-  params = {"x": x, "cam": ev.cam_trans}
-  tx = optax.adam(learning_rate)
-
   def loss(p):
     human, obj = decode(p["x"])
     fit = batched_mask_loss(human, obj, ev, p["cam"])
     return jnp.sum(fit + prior * jnp.sum((p["x"] - x) ** 2, -1))
 
-  def step(carry, _):
-    p, s = carry
-    g = jax.grad(loss)(p)
-    u, s = tx.update(g, s, p)
-    return (optax.apply_updates(p, u), s), None
-
-  (p, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
+  p = _adam(loss, {"x": x, "cam": ev.cam_trans}, steps, learning_rate)
   return p["x"], p["cam"]

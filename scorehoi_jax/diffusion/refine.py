@@ -98,6 +98,9 @@ class RefineSettings:
   # (image_evidence.fit_pose, an SMPLify-style silhouette fit) before the guided refinement.
   pose_fit_steps: int = 0
   pose_fit_prior: float = 1.0
+  # The fits also start from each pose class's typical body pose (assets/pose_hypotheses.npz); each sample
+  # keeps the start whose silhouette fits best (reconstruct.fit_to_masks).
+  pose_hypotheses: bool = False
   # Schedules (module docstring): λ(t) shapes per term, K guidance corrections per step, DDIM η > 0.
   term_schedules: tuple = ()  # ((term, 'constant' | 'linear' | 'cosine'), ...), term in TERM_NAMES.
   grad_steps: int = 1
@@ -124,8 +127,9 @@ class RefineSettings:
     if len(thr) not in (1, 3) or not all(isinstance(t, float) and 0.0 <= t < 1.0 for t in thr):
       raise ValueError(f"RefineSettings.mask_threshold={self.mask_threshold!r}; expected a float in [0, 1) or "
                        "a (human, object, floor) tuple of them.")
-    if (self.fit_steps or self.pose_fit_steps) and not self.use_mask:
-      raise ValueError("RefineSettings.fit_steps / pose_fit_steps > 0 need use_mask=True (they fit to the masks).")
+    if (self.fit_steps or self.pose_fit_steps or self.pose_hypotheses) and not self.use_mask:
+      raise ValueError("RefineSettings.fit_steps / pose_fit_steps / pose_hypotheses need use_mask=True (they fit "
+                       "to the masks).")
     if self.grad_steps < 1:
       raise ValueError(f"RefineSettings.grad_steps must be >= 1, got {self.grad_steps}.")
     if self.grad_steps > 1 and self.through_denoiser:
