@@ -137,6 +137,7 @@ def floor_plane(x, batch, body, stats, settings: RefineSettings, cam_trans):
 
 
 BODY_POSE = slice(6, 132)  # Joints 1–21 (the body without the global orientation and the hands) in x.
+HYPOTHESIS_STEPS = 100  # Pose-fit steps from every start before the best one is kept (fit_to_masks).
 
 
 def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, settings: RefineSettings,
@@ -145,38 +146,46 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
 
   settings.fit_steps: the pelvis and the object's translation (pose fixed, image_evidence.fit_placement);
   settings.pose_fit_steps: then all of x (image_evidence.fit_pose). hypotheses [K, 126] (6D of joints
-  1–21, settings.pose_hypotheses): the fits also run from the regressor's estimate with its body pose
-  replaced by each hypothesis, and each sample keeps the start whose silhouette fits its masks best
-  (lowest L_mask), the regressor's own included. A local fit cannot turn a standing estimate into the
+  1–21, settings.pose_hypotheses): the placement fit and the first HYPOTHESIS_STEPS pose-fit steps also
+  run from the regressor's estimate with its body pose replaced by each hypothesis; each sample keeps
+  the start whose silhouette then fits its masks best (lowest L_mask), the regressor's own included,
+  and only that one takes the remaining steps. A local fit cannot turn a standing estimate into the
   seated person of the photo; a fit from a seated start can.
   """
   def points(x_, tmpl):
     d = decode_x(x_, body, tmpl, stats, settings.hand_mean)
     return d.human_points, d.object_points
 
+  def pose_fit(x_, ev, tmpl, steps):  # The pose, the shape and the object too (silhouette fit).
+    x_fit, cam = fit_pose(x_, lambda v: points(v, tmpl), ev, steps, settings.pose_fit_prior)
+    return orthonormalize_x(x_fit), dataclasses.replace(ev, cam_trans=cam)  # The denoiser knows only true 6D.
+
   b = x.shape[0]
   k = 1 if hypotheses is None else 1 + hypotheses.shape[0]
+  starts = template
   if k > 1:  # [B, K, 331] → [B·K, 331], row b·K + 0 the regressor's own start.
     xs = jnp.broadcast_to(x[:, None], (b, k, x.shape[-1]))
     x = xs.at[:, 1:, BODY_POSE].set(jnp.broadcast_to(hypotheses.reshape(k - 1, -1)[None], (b, k - 1, 126)))
     x = x.reshape(b * k, -1)
     evidence = jax.tree.map(lambda a: jnp.repeat(a, k, axis=0), evidence)
-    template = jnp.repeat(template, k, axis=0)
+    starts = jnp.repeat(template, k, axis=0)
   if settings.fit_steps > 0:  # Place the person and the object on their masks.
-    human, obj = points(x, template)
+    human, obj = points(x, starts)
     cam_trans, offset = fit_placement(human, obj, evidence, settings.fit_steps)
     x = x.at[:, OBJ_TRANS].add(offset)
     evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
-  if settings.pose_fit_steps > 0:  # Then the pose, the shape and the object too (silhouette fit).
-    x_fit, cam_trans = fit_pose(x, lambda x_: points(x_, template), evidence, settings.pose_fit_steps,
-                                settings.pose_fit_prior)
-    x = orthonormalize_x(x_fit)  # The denoiser knows only 6D of true rotations.
-    evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
-  if k > 1:
-    loss = batched_mask_loss(*points(x, template), evidence).reshape(b, k)
+  steps = settings.pose_fit_steps
+  if k > 1:  # A short fit from every start, then the rest of the steps from the best one only.
+    short = min(steps, HYPOTHESIS_STEPS)
+    if short:
+      x, evidence = pose_fit(x, evidence, starts, short)
+    loss = batched_mask_loss(*points(x, starts), evidence).reshape(b, k)
     best = jnp.argmin(loss, axis=1)
     pick = lambda a: a.reshape((b, k) + a.shape[1:])[jnp.arange(b), best]
     x, evidence = pick(x), jax.tree.map(pick, evidence)
+    steps -= short
+  if steps > 0:
+    x, evidence = pose_fit(x, evidence, template, steps)
   return x, evidence
 
 
