@@ -110,7 +110,7 @@ def move_to_guidance_points(bodies: Bodies, vertices, guidance_points):
   return vertices + jnp.einsum("bvkc,vk->bvc", offsets[:, bodies.up_idx], bodies.up_w)
 
 
-def floor_plane(x, batch, body, stats, settings: RefineSettings, cam_trans):
+def floor_plane(x, batch, body, stats, settings: RefineSettings):
   """The ground plane [B, 4] the refinement's L_of uses (pelvis-centred coordinates), or None.
 
   settings.floor 'body': the plane under the starting body (through its lowest point), with the data's
@@ -122,7 +122,6 @@ def floor_plane(x, batch, body, stats, settings: RefineSettings, cam_trans):
   floor centimetres above or below the feet, and L_of pulled objects there: on 120 capture test frames
   L_of made CD object worse by 1.2 cm with the data's offset).
   """
-  del cam_trans  # The offset comes from the body, not from the estimated pelvis position.
   if settings.floor != "body":
     return None
   dec = decode_x(x, body, batch["object_template"], stats, settings.hand_mean)
@@ -132,7 +131,8 @@ def floor_plane(x, batch, body, stats, settings: RefineSettings, cam_trans):
     return estimated
   n = given[:, :3]
   known = jnp.linalg.norm(n, axis=-1, keepdims=True) > 0.5
-  data = jax.vmap(plane_under_body)(dec.human_points, n / jnp.maximum(jnp.linalg.norm(n, axis=-1, keepdims=True), 1e-9))
+  unit = n / jnp.maximum(jnp.linalg.norm(n, axis=-1, keepdims=True), 1e-9)
+  data = jax.vmap(plane_under_body)(dec.human_points, unit)
   return jnp.where(known, data, estimated)
 
 
@@ -221,7 +221,7 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
            "princpt": batch["princpt"], "image_size": image_size,
            "contact_params": net_vars["params"]["contact_former"], "geometry_tokens": geo["tokens"]}
     inputs = RefineInputs(x_init=x_start, objects=objects, c_img=image_condition(fmap, image_cond), c_geo=geo["tokens"],
-                          aux=aux, ground_plane=floor_plane(x_start, batch, body, stats, settings, cam_trans),
+                          aux=aux, ground_plane=floor_plane(x_start, batch, body, stats, settings),
                           evidence=evidence)
     res = refine_impl(variables["denoiser"], inputs, body, stats, weights, denoiser=nets.denoiser,
                       contact_fn=contact_fn, settings=settings, alphas_cumprod=alphas)

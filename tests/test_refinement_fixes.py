@@ -171,8 +171,9 @@ def test_floor_estimated_from_the_body_not_the_camera():
 
 
 def test_known_floor_keeps_the_datas_normal_and_passes_under_the_feet():
-  """A calibrated floor (camera coordinates) and a regressor whose depth is 40 cm off: the plane L_of uses
-  must still pass under the body's feet (its offset from the body, not from the wrong pelvis position)."""
+  """A calibrated floor in camera coordinates, 2.5 m away: the plane L_of uses (pelvis-centred) must keep the
+  data's normal and pass under the body's feet. Its offset comes from the body: moving the data's offset to the
+  pelvis would need the pelvis's true position, and the regressor's is off by decimetres."""
   from scorehoi_jax.diffusion.xpack import decode_x, pack_x_from_matrices
   from scorehoi_jax.reconstruct import floor_plane, make_bodies
   guidance = make_bodies().guidance
@@ -186,12 +187,11 @@ def test_known_floor_keeps_the_datas_normal_and_passes_under_the_feet():
   pelvis = np.array([0.1, 0.3, 2.5])  # True pelvis in the camera.
   c = -np.min((human + pelvis) @ n)  # The floor under the feet, in camera coordinates: n·q + c = 0.
   batch = {"object_template": template, "ground_plane": jnp.asarray([[*n, c]], jnp.float32)}
-  wrong = jnp.asarray([pelvis + [0.0, 0.0, 0.4]], jnp.float32)
-  plane = np.asarray(floor_plane(x, batch, guidance, STATS, RefineSettings(floor="body"), wrong))[0]
+  plane = np.asarray(floor_plane(x, batch, guidance, STATS, RefineSettings(floor="body")))[0]
   np.testing.assert_allclose(plane[:3], n, atol=1e-6)
   assert abs(np.min(human @ plane[:3] + plane[3])) < 1e-5  # The lowest body point is on the floor.
   unknown = dict(batch, ground_plane=jnp.zeros((1, 4)))  # No calibration: the feet's plane.
-  est = np.asarray(floor_plane(x, unknown, guidance, STATS, RefineSettings(floor="body"), wrong))[0]
+  est = np.asarray(floor_plane(x, unknown, guidance, STATS, RefineSettings(floor="body")))[0]
   np.testing.assert_allclose(est[:3], n, atol=1e-5)
 
 

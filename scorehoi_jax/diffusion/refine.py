@@ -180,6 +180,9 @@ def masks_from_probs(probs, settings: RefineSettings):
   return tuple((p > t).astype(p.dtype) for p, t in zip(probs, head_thresholds(settings.mask_threshold)))
 
 
+CONTACT_HEADS = ("human", "object", "floor")  # p_h, p_o, p_of: RefineOutput.contacts and the thresholds' order.
+
+
 def head_thresholds(threshold) -> tuple[float, float, float]:
   """RefineSettings.mask_threshold as (human, object, floor)."""
   return tuple(threshold) if isinstance(threshold, tuple) else (threshold,) * 3

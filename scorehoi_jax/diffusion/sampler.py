@@ -17,7 +17,7 @@ from scorehoi_jax.body.io import load_body_model
 from scorehoi_jax.body.model import BodyModel
 from scorehoi_jax.diffusion.contact import make_proximity_contact_fn
 from scorehoi_jax.diffusion.losses import GuidanceWeights
-from scorehoi_jax.diffusion.refine import RefineSettings, make_refine_fn
+from scorehoi_jax.diffusion.refine import CONTACT_HEADS, RefineSettings, make_refine_fn
 from scorehoi_jax.diffusion.schedule import cosine_schedule
 from scorehoi_jax.diffusion.xpack import BetasStats
 from scorehoi_jax.models.denoiser import Denoiser, denoiser_from_config
@@ -31,7 +31,7 @@ def mask_threshold_from_config(value, model_config=None) -> float | tuple:
       raise ValueError(f"refine.mask_threshold={value!r}; expected a number, a [human, object, floor] list "
                        "or 'model'.")
     t = model_config.get("contact_thresholds") if model_config is not None else None
-    return tuple(float(t[h]) for h in ("human", "object", "floor")) if t else 0.5
+    return tuple(float(t[h]) for h in CONTACT_HEADS) if t else 0.5
   if isinstance(value, (list, tuple)):
     return tuple(float(v) for v in value)
   return float(value)
@@ -46,7 +46,8 @@ def settings_from_config(cfg, model_config=None) -> RefineSettings:
       use_guidance=bool(r.use_guidance), use_ho=bool(r.use_ho), use_of=bool(r.use_of), pt_mode=pt_mode,
       cdir=bool(r.cdir), carry=r.carry, through_denoiser=bool(r.through_denoiser),
       schedule=r.schedule, grad_mode=r.grad_mode, mask_mode=r.mask_mode,
-      mask_threshold=mask_threshold_from_config(r.mask_threshold, model_config), floor=r.floor, up=tuple(r.up), hand_mean=bool(r.hand_mean),
+      mask_threshold=mask_threshold_from_config(r.mask_threshold, model_config), floor=r.floor, up=tuple(r.up),
+      hand_mean=bool(r.hand_mean),
       clean_endpoint=bool(r.get("clean_endpoint", False)), invert_iters=int(r.get("invert_iters", 0)),
       use_mask=bool(r.get("use_mask", False)), fit_steps=int(r.get("fit_steps", 0)),
       pose_fit_steps=int(r.get("pose_fit_steps", 0)), pose_fit_prior=float(r.get("pose_fit_prior", 1.0)),

@@ -20,9 +20,10 @@ import os
 import jax
 import numpy as np
 
+from scorehoi_jax.diffusion.refine import CONTACT_HEADS
 from scorehoi_jax.evaluation.metrics import f1_score
 
-HEADS = ("human", "object", "floor")  # p_h, p_o, p_of (RefineOutput.contacts order).
+HEADS = CONTACT_HEADS
 _LABELS = {"human": "human_contact", "object": "object_contact", "floor": "object_floor_contact"}
 _PROBS = {"human": "p_h", "object": "p_o", "floor": "p_of"}
 GRID = np.round(np.arange(0.05, 0.995, 0.01), 2)  # Candidate thresholds.

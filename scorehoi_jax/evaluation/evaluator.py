@@ -437,8 +437,9 @@ def mask_counts(contacts, valid: int, threshold: float | tuple = 0.5) -> dict:
   """CDIR's masks per round, summed over the batch's valid rows: {'{human,object}_{on,flipped}': [R]}.
 
   contacts: RefineOutput.contacts (p_h [R, B, Nh], p_o [R, B, K], ...), the probabilities each round used;
-  an entry is on above its head's ``threshold`` (RefineSettings.mask_threshold; the hard masks of RefineSettings.mask_mode='hard'); flipped counts
-  entries that differ from the previous round's (0 in round 1). Frozen masks (w/o CDIR) flip nothing.
+  an entry is on above its head's ``threshold`` (RefineSettings.mask_threshold; the hard masks of
+  RefineSettings.mask_mode='hard'); flipped counts entries that differ from the previous round's (0 in
+  round 1). Frozen masks (w/o CDIR) flip nothing.
   """
   out = {}
   for name, p, t in zip(("human", "object"), contacts[:2], head_thresholds(threshold)):
@@ -652,6 +653,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
   mesh = mesh if mesh is not None else sharding.make_mesh()
   sharding.check_batch_size(batch_size, mesh)
   cfg = refine_config if refine_config is not None else default_refine_config()
+  search = resolve_search(search)
   base_settings = settings_from_config(cfg, model.config)
   weights = weights_from_config(cfg)
   if objects is None and dataset != "synthetic_hoi":
@@ -701,7 +703,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
       gt = sharding.shard_batch({k: np.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}, mesh)
       scored = stages if rounds == refined_rounds else stages._replace(x_rounds=stages.x_rounds[:0])
       # The GT stage's Chamfer is the same for every method: the host search does it for the first only.
-      kw = {"gt_chamfer": gt_acc is None} if resolve_search(search) == "host" else {}
+      kw = {"gt_chamfer": gt_acc is None} if search == "host" else {}
       per = jax.device_get(scorer(scored, recon.stats, gt, arrays, **kw))
       losses_ = stages.refine.losses
       if rounds != refined_rounds:  # Keep the rows of x_init and of the last round only.
