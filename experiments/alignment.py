@@ -43,10 +43,14 @@ from scorehoi_jax.sweep import bootstrap_indices, interval  # noqa: E402
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def methods():
+def methods(names=None):
   reg = load_config("refine_paper")
   reg.refine.use_diffusion = False
-  return {"regressor": reg, "scorehoi": load_config("refine_paper"), "scorehoi+mask": load_config("refine_reconstruct")}
+  fit = load_config("refine_reconstruct")  # The silhouette fit alone: where the guided sampling starts from.
+  fit.refine.use_diffusion = False
+  all_ = {"regressor": reg, "scorehoi": load_config("refine_paper"), "mask fit only": fit,
+          "scorehoi+mask": load_config("refine_reconstruct")}
+  return {k: v for k, v in all_.items() if names is None or k in names}
 
 
 def bootstrap_ci(values, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
@@ -65,7 +69,25 @@ def _object_key(record):
   return (name.decode() if isinstance(name, bytes) else str(name)), int(record.get("object_seed", -1))
 
 
-def measure(model, data: str, split: str, limit: int, batch: int):
+def ground_truth_rows(recs, objs, bodies):
+  """The same measurement for the true meshes: the ceiling of the IoU (1 where the masks are the renderer's)."""
+  rows = []
+  for r in recs:
+    ob = objs[_object_key(r)]
+    cam = np.asarray(r["cam_trans"], np.float64)
+    human = np.asarray(full_vertices(bodies, np.asarray(r["pose"])[None], np.asarray(r["betas"])[None]))[0] + cam
+    # Records hold the object's pose in the image camera (make_example makes it pelvis-relative).
+    obj = np.asarray(ob.vertices) @ np.asarray(r["obj_rot"], np.float64).T + np.asarray(r["obj_trans"], np.float64)
+    camera = camera_of(r)
+    hm, om = silhouettes((human, np.asarray(bodies.full.faces)), (obj, ob.faces), camera)
+    rows.append((mask_iou(hm, r["human_mask"] > 0), mask_iou(om, r["object_mask"] > 0), 0.0))
+  return np.asarray(rows)
+
+
+def measure(model, data: str, split: str, limit: int, batch: int, names=None, lambda_mask=()):
+  """{method: rows [n, 3] (human IoU, object IoU, pelvis offset px)}, n. lambda_mask: extra rows
+  "scorehoi+mask λ=v", the reconstruct config with guidance.lambda_mask = v (traced: one compile)."""
+  import dataclasses
   src = data_source(data, "synthetic_hoi", split)
   n = min(limit, len(src))
   recs = [decode_record(src[i]) for i in range(n)]
@@ -75,9 +97,15 @@ def measure(model, data: str, split: str, limit: int, batch: int):
     if key not in objs:
       objs[key] = get_object(key[0], seed=None if key[1] < 0 else key[1])
   size = int(model.config.data.image_size)
-  out = {}
-  for name, cfg in methods().items():
-    rec = Reconstructor(model, cfg)
+  runs = [(name, cfg, None) for name, cfg in methods(names).items()]
+  if lambda_mask:
+    mask_cfg = methods()["scorehoi+mask"]
+    runs += [(f"scorehoi+mask λ_mask={v:g}", mask_cfg, float(v)) for v in lambda_mask]
+  out, recons = {}, {}
+  for name, cfg, lam in runs:
+    key = cfg.to_json_best_effort(sort_keys=True)
+    rec = recons.get(key) or recons.setdefault(key, Reconstructor(model, cfg))
+    weights = None if lam is None else dataclasses.replace(rec.weights, lambda_mask=np.float32(lam))
     rows = []
     for start in tqdm(range(0, n, batch), desc=name):
       chunk = recs[start:start + batch]
@@ -86,7 +114,7 @@ def measure(model, data: str, split: str, limit: int, batch: int):
              for r, ob in zip(chunk, o)]
       pad = batch - len(chunk)
       b = pipeline.stack(exs + [exs[0]] * pad)
-      st = jax.device_get(rec(b, stack_geometries([ob.geometry() for ob in o] + [o[0].geometry()] * pad)))
+      st = jax.device_get(rec(b, stack_geometries([ob.geometry() for ob in o] + [o[0].geometry()] * pad), weights))
       p = rec.decode(st.x_refined)
       verts = np.asarray(full_vertices(rec.bodies, p.rotmats, p.betas))
       for i, (r, ob) in enumerate(zip(chunk, o)):
@@ -99,6 +127,8 @@ def measure(model, data: str, split: str, limit: int, batch: int):
         rows.append((mask_iou(hm, r["human_mask"] > 0), mask_iou(om, r["object_mask"] > 0),
                      float(np.linalg.norm(pixel_of(cam, camera) - pixel_of(r["cam_trans"], camera)))))
     out[name] = np.asarray(rows)
+  if names is None or "ground truth" in names:
+    out["ground truth"] = ground_truth_rows(recs, objs, Reconstructor(model, methods()["regressor"]).bodies)
   return out, n
 
 
@@ -123,10 +153,15 @@ def main(argv=None):
   ap.add_argument("--batch", type=int, default=16)
   ap.add_argument("--checkpoint", default=None)
   ap.add_argument("--name", default="synthetic")
+  ap.add_argument("--lambda-mask", default="", help="comma-separated λ_mask values: extra scorehoi+mask rows")
+  ap.add_argument("--methods", default=None,
+                  help="comma-separated subset of: regressor, scorehoi, mask fit only, scorehoi+mask, ground truth")
   ap.add_argument("--out", default=os.path.join(RESULTS, "alignment.md"))
   args = ap.parse_args(argv)
   model = load_model(args.checkpoint or default_model_path())
-  out, n = measure(model, args.data, args.split, args.limit, args.batch)
+  names = None if args.methods is None else [m.strip() for m in args.methods.split(",")]
+  lams = [float(v) for v in args.lambda_mask.split(",") if v.strip()]
+  out, n = measure(model, args.data, args.split, args.limit, args.batch, names, lams)
   lines = section(out, n, args)
   head = [] if os.path.exists(args.out) else ["# Image alignment of the reconstructions", "",
                                                "Written by experiments/alignment.py (see its docstring).", ""]

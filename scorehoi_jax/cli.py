@@ -180,6 +180,7 @@ def _cmd_evaluate(args) -> int:
   jax_cache.enable()
   from scorehoi_jax.config import load_config
   from scorehoi_jax.evaluation import evaluator, report
+  from scorehoi_jax.evaluation.metrics import NUM_CHAMFER_SAMPLES
   from scorehoi_jax.model_store import load_model
   from scorehoi_jax.outputs import check_output
   check_output(args.out, args.overwrite)  # Exists or unwritable: refuse before the (long) evaluation, not after.
@@ -198,7 +199,8 @@ def _cmd_evaluate(args) -> int:
             f"'{args.split}'; evaluating all {size}.", file=sys.stderr)
   model = load_model(args.checkpoint)
   result = evaluator.evaluate(model, args.data, args.split, args.methods, limit=args.limit, batch_size=args.batch,
-                              refine_config=load_config(args.config, args.overrides), num_samples=args.samples,
+                              refine_config=load_config(args.config, args.overrides),
+                              num_samples=args.samples or NUM_CHAMFER_SAMPLES,
                               dataset=dataset, objects=objects, contact=args.contact)
   report.write_results(result, args.out, overwrite=args.overwrite)
   for name, m in result["methods"].items():
@@ -216,7 +218,6 @@ _EVAL_DATASETS = {"synthetic": "synthetic_hoi", "behave": "behave", "intercap": 
 
 
 def _add_evaluate(sub) -> None:
-  from scorehoi_jax.evaluation.metrics import NUM_CHAMFER_SAMPLES
   from scorehoi_jax.jax_cache import HELP as cache_help
   ev = sub.add_parser("evaluate", help="batched evaluation with the field's metrics (every method, every stage)",
                       epilog=f"Cache: {cache_help}.")
@@ -236,7 +237,8 @@ def _add_evaluate(sub) -> None:
   ev.add_argument("--methods", default="regressor,optimisation,no_guidance,no_cdir,full",
                   help="comma-separated: regressor, optimisation, no_guidance, no_cdir, full")
   ev.add_argument("--batch", type=int, default=16, help="batch size (fixed shape; the last batch is padded)")
-  ev.add_argument("--samples", type=int, default=NUM_CHAMFER_SAMPLES, help="Chamfer surface samples per mesh")
+  ev.add_argument("--samples", type=int, default=None,
+                  help="Chamfer surface samples per mesh (default: the field's 6000)")
   ev.add_argument("--out", required=True, help="folder for metrics.json and metrics.md")
   ev.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
   ev.set_defaults(func=_cmd_evaluate)

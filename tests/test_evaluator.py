@@ -216,8 +216,46 @@ def test_host_search_matches_device_search(padded_result, data_dir, model_dir):
   host = evaluator.evaluate(load_model(model_dir), data_dir, "test", ["full"], batch_size=3,
                             refine_config=load_config(RUNLOCAL), num_samples=SAMPLES, progress=False,
                             search="host")
-  for stage, dev in padded_result["methods"]["full"]["stages"].items():
+  device = evaluator.evaluate(load_model(model_dir), data_dir, "test", ["full"], batch_size=3,
+                              refine_config=load_config(RUNLOCAL), num_samples=SAMPLES, progress=False,
+                              search="device")
+  for stage, dev in device["methods"]["full"]["stages"].items():
     got = host["methods"]["full"]["stages"][stage]
     for k in ("cd_human", "cd_object", "fscore_human", "fscore_object", "contact_precision", "contact_recall",
               "pen_depth_cm"):
       assert got[k] == pytest.approx(dev[k], rel=1e-4, abs=1e-5), (stage, k)
+
+
+def test_later_methods_reuse_the_regressor_and_ground_truth_searches(data_dir, model_dir, monkeypatch):
+  """With the host search, a second method skips the searches of the stages the first already scored (the
+  regressor's, the same estimate, and the GT's) and reports the very values a run of it alone gives;
+  ``stages`` limits what is searched and reported."""
+  cfg, model = load_config(RUNLOCAL), load_model(model_dir)
+  kw = dict(batch_size=3, refine_config=cfg, num_samples=SAMPLES, progress=False, search="host", per_frame=True)
+  alone = evaluator.evaluate(model, data_dir, "test", ["no_guidance"], **kw)
+  skips, frame = [], evaluator._host_frame  # pylint: disable=protected-access
+
+  def recording(*args, **kwargs):
+    skips.append(kwargs["skip"])
+    return frame(*args, **kwargs)
+
+  monkeypatch.setattr(evaluator, "_host_frame", recording)
+  both = evaluator.evaluate(model, data_dir, "test", ["full", "no_guidance"], **kw)
+  n_st = len(evaluator.stage_names(cfg.refine.num_rounds))
+  frames = kw["batch_size"]  # Searches per method: every row of the one (padded) batch.
+  assert skips[:frames] == [frozenset()] * frames  # The first method searches every stage...
+  assert skips[frames:] == [frozenset({0, n_st - 1})] * frames  # ...the second neither the regressor nor GT.
+  got, want = both["methods"]["no_guidance"], alone["methods"]["no_guidance"]
+  for stage in want["stages"]:
+    for k in ("cd_human", "cd_object", "fscore_human", "contact_precision", "contact_recall", "contact_f1"):
+      assert got["stages"][stage][k] == pytest.approx(want["stages"][stage][k], rel=1e-6, abs=1e-9), (stage, k)
+    np.testing.assert_allclose(got["frames"][stage]["cd_object"], want["frames"][stage]["cd_object"], rtol=1e-6)
+  assert both["ground_truth"]["cd_human"] == pytest.approx(alone["ground_truth"]["cd_human"])
+  skips.clear()
+  one = evaluator.evaluate(model, data_dir, "test", ["full"], stages=("refined",), **kw)
+  assert set(one["methods"]["full"]["stages"]) == {f"round_{i + 1}" for i in range(cfg.refine.num_rounds)} | {"refined"}
+  assert skips == [frozenset({0, n_st - 2})] * frames  # 'regressor' and 'final' are not searched.
+  assert one["methods"]["full"]["stages"]["refined"]["cd_human"] == pytest.approx(
+      both["methods"]["full"]["stages"]["refined"]["cd_human"], rel=1e-6)
+  with pytest.raises(evaluator.EvaluationError, match="stages"):
+    evaluator.evaluate(model, data_dir, "test", ["full"], stages=("refind",), **kw)

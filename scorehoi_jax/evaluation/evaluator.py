@@ -275,17 +275,19 @@ def _tree(points) -> cKDTree:
   return cKDTree(points, balanced_tree=False, compact_nodes=False)
 
 
-def _host_frame(al: dict, pred_h, pred_ov, ow, n_st: int, b: int, i: int, contact: str, gt_chamfer: bool) -> dict:
-  """Every stage of frame i: the GT sample sets are the same for every stage (the Procrustes moves the
-  prediction), so their trees are built once; hit [S, V] is the field's contact of each stage.
-  gt_chamfer=False leaves the GT stage's (last) Chamfer NaN: it is the same for every method."""
+def _host_frame(al: dict, pred_h, pred_ov, ow, n_st: int, b: int, i: int, contact: str, skip: frozenset) -> dict:
+  """Every stage of frame i but those in ``skip`` (stage indices: their Chamfer is NaN, their contacts
+  empty): the GT sample sets are the same for every stage (the Procrustes moves the prediction), so their
+  trees are built once; hit [S, V] is the field's contact of each stage."""
   rows = [s * b + i for s in range(n_st)]
   out = {}
   for part in ("human", "object"):
     gt = al[f"{part}_gt"][rows[0]]
     gt_tree = _tree(gt)
     cd, fs = np.full(n_st, np.nan), np.full(n_st, np.nan)
-    for s, r in enumerate(rows if gt_chamfer else rows[:-1]):
+    for s, r in enumerate(rows):
+      if s in skip:
+        continue
       pred = al[f"{part}_pred"][r]
       d_ab, _ = gt_tree.query(pred)
       d_ba, _ = _tree(pred).query(gt)
@@ -293,32 +295,40 @@ def _host_frame(al: dict, pred_h, pred_ov, ow, n_st: int, b: int, i: int, contac
       fs[s] = M.fscore_from_distances(d_ab, d_ba, M.FSCORE_THRESHOLD)
     out[f"cd_{part}"], out[f"fscore_{part}"] = cd, fs
   if contact == "full":
-    out["hit"] = np.stack([_tree(pred_ov[r][ow[r]]).query(pred_h[r], distance_upper_bound=M.CONTACT_THRESHOLD)[0]
-                           < M.CONTACT_THRESHOLD for r in rows])
+    out["hit"] = np.stack([np.zeros(pred_h.shape[1], bool) if s in skip else
+                           _tree(pred_ov[r][ow[r]]).query(pred_h[r], distance_upper_bound=M.CONTACT_THRESHOLD)[0]
+                           < M.CONTACT_THRESHOLD for s, r in enumerate(rows)])
   return out
 
 
-def _host_search(g: dict, contact: str, gt_chamfer: bool = True) -> dict:
+def _host_search(g: dict, contact: str, skip=(), gt_hit=None) -> dict:
   """The nearest-neighbour part of the scorer on the host (SciPy KD-trees), from ``geometry``'s arrays.
 
   The same values as the device search (exact nearest neighbours both ways); on a CPU this is the
   faster path (the device search's brute-force fallbacks dominate there). Frames run on a thread pool
-  (the KD-tree releases the GIL). Returns {name: [S, B]}.
+  (the KD-tree releases the GIL). skip: stage indices not searched (their values are NaN / meaningless:
+  the caller has them from an earlier method, or does not report them); gt_hit [B, V]: the GT stage's
+  contacts when it is skipped. Returns {name: [S, B]}.
   """
   from concurrent.futures import ThreadPoolExecutor
   al = {k: np.asarray(v, np.float64) for k, v in g["aligned"].items()}
   pred_h, pred_ov = np.asarray(g["pred_h"], np.float64), np.asarray(g["pred_ov"], np.float64)
   ow = np.asarray(g["weight"]) > 0
   n_st, b = g["shape"]
-  work = functools.partial(_host_frame, al, pred_h, pred_ov, ow, n_st, b, contact=contact, gt_chamfer=gt_chamfer)
+  skip = frozenset(int(s) % n_st for s in skip)
+  if contact == "full" and n_st - 1 in skip and gt_hit is None:
+    raise ValueError("_host_search: the ground-truth stage is skipped, so its contacts (gt_hit) are needed.")
+  work = functools.partial(_host_frame, al, pred_h, pred_ov, ow, n_st, b, contact=contact, skip=skip)
   with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
     frames = list(pool.map(lambda i: work(i=i), range(b)))
   res = {k: np.stack([f[k] for f in frames], 1).astype(np.float32)
          for k in ("cd_human", "fscore_human", "cd_object", "fscore_object")}  # [S, B]
   if contact == "full":
     hit = np.stack([f["hit"] for f in frames], 1)  # [S, B, V]
-    cp, cr, vp, vr = (np.asarray(v) for v in M.contact_precision_recall(hit, np.broadcast_to(hit[-1], hit.shape)))
-    res.update(contact_p=cp, contact_r=cr, contact_vp=vp, contact_vr=vr)
+    if n_st - 1 in skip:
+      hit[-1] = gt_hit
+    cp, cr, vp, vr = (np.array(v) for v in M.contact_precision_recall(hit, np.broadcast_to(hit[-1], hit.shape)))
+    res.update(contact_p=cp, contact_r=cr, contact_vp=vp, contact_vr=vr, gt_hit=hit[-1])
   return res
 
 
@@ -412,10 +422,10 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_m
     raise ValueError(f"make_scorer: search={search!r}, expected 'device' or 'host'.")
   geometry = jax.jit(functools.partial(score, host=True))
 
-  def score_host(stages, stats, gt, obj, gt_chamfer: bool = True):
+  def score_host(stages, stats, gt, obj, skip=(), gt_hit=None):
     out, g = jax.device_get(geometry(stages, stats, gt, obj))
     g["shape"] = np.asarray(out["pen_depth_cm"]).shape
-    out.update(_host_search(g, contact, gt_chamfer))
+    out.update(_host_search(g, contact, skip, gt_hit))
     return out
 
   return score_host
@@ -597,7 +607,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
              dataset: str = "synthetic_hoi", baseline: BaselineConfig = BaselineConfig(),
              extra_methods: dict | None = None, objects: Callable | None = None, progress: bool = True,
              contact: str = "full", mesh=None, per_frame: bool = False, score_rounds: bool = True,
-             search: str = "auto") -> dict:
+             search: str = "auto", stages=None) -> dict:
   """Score methods on a prepared dataset split; returns a JSON-ready dict.
 
   Args:
@@ -619,6 +629,10 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     score_rounds: also score x after every refinement round (round_1 … round_N). Off, only the
       regressor, refined, final and GT stages are scored: scoring is most of an evaluation's cost on a
       CPU (each stage is a nearest-neighbour search per mesh), and every method then shares one scorer.
+    stages: the stages to score and report among "regressor", "refined" and "final" (default all three;
+      rounds: ``score_rounds``). A sweep over one stage scores a third of the stages. With the host search
+      the regressor's stage and the GT's are scored once per frame for all methods (every method starts
+      from the same regressor estimate, checked frame by frame) and copied to the others.
     per_frame: also return every stage's per-frame metrics (``methods[name]["frames"]``), for
       bootstrap intervals over frames (sweep.summarize).
     objects: (name, seed) -> ObjectTemplate, the exact object mesh of a record (GT and contacts are
@@ -660,6 +674,9 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     raise EvaluationError(f"evaluating {dataset} needs the dataset's own object meshes (--objects DIR, or "
                           "objects=... from Python); the built-in library holds procedural stand-ins, which "
                           "would be a wrong ground truth.")
+  wanted = ("regressor", "refined", "final") if stages is None else tuple(stages)
+  if not wanted or set(wanted) - {"regressor", "refined", "final"}:
+    raise EvaluationError(f"stages {wanted!r}: expected some of 'regressor', 'refined', 'final'.")
   src, n = _open(data_dir, split, dataset, limit)
   cache = shared_object_cache(num_samples, objects)
   keys = sorted({_object_key(src[i]) for i in range(n)}, key=str)
@@ -670,6 +687,9 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
             "device": str(jax.devices()[0].device_kind), "settings": _settings_dict(base_settings),
             "contact": contact, "methods": {}}
   gt_acc = None
+  # Per batch, from the first method: its regressor estimate, that stage's searched metrics and the GT
+  # stage's contacts (host search), so later methods skip those searches.
+  shared: dict[int, dict] = {}
   for name in methods:
     spec = tuple(extra_methods[name]) if name in extra_methods else method_setup(name, base_settings, baseline)
     settings, refine_fn = spec[:2]
@@ -679,7 +699,10 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     scorer = cached_scorer(recon.bodies, num_samples, settings.hand_mean, contact, search)
     refined_rounds = settings.num_rounds if (settings.use_diffusion or refine_fn is not None) else 0
     rounds = refined_rounds if score_rounds else 0  # Rounds scored.
-    names = stage_names(rounds)
+    all_names = stage_names(rounds)  # The scorer's stages, in its order.
+    names = [s for s in all_names if s not in ("regressor", "refined", "final") or s in wanted]
+    if gt_acc is not None:
+      names.remove("ground_truth")  # Identical for every method: scored once.
     accs = {s: _StageAcc() for s in names}
     non_finite, mask_sum = [], None
     run_time, compile_time, score_time, t_wall = 0.0, 0.0, 0.0, time.perf_counter()
@@ -702,9 +725,26 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
       t0 = time.perf_counter()
       gt = sharding.shard_batch({k: np.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}, mesh)
       scored = stages if rounds == refined_rounds else stages._replace(x_rounds=stages.x_rounds[:0])
-      # The GT stage's Chamfer is the same for every method: the host search does it for the first only.
-      kw = {"gt_chamfer": gt_acc is None} if search == "host" else {}
+      kw, reuse = {}, None
+      if search == "host":
+        skip = {i for i, s in enumerate(all_names) if s not in names and s != "ground_truth"}
+        before, x_reg = shared.get(bi), np.asarray(stages.x_regressor)
+        if before is not None:
+          skip.add(len(all_names) - 1)
+          kw["gt_hit"] = before["gt_hit"]
+          if "regressor" in names and before["regressor"] is not None and np.array_equal(before["x_regressor"], x_reg):
+            skip.add(0)
+            reuse = before["regressor"]
+        kw["skip"] = skip
       per = jax.device_get(scorer(scored, recon.stats, gt, arrays, **kw))
+      if search == "host":
+        searched = [k for k in per if k.startswith(("cd_", "fscore_", "contact_"))]
+        if reuse is not None:
+          for k in searched:
+            per[k][0] = reuse[k]
+        if bi not in shared:
+          shared[bi] = {"x_regressor": x_reg, "gt_hit": per.get("gt_hit"),
+                        "regressor": {k: per[k][0].copy() for k in searched} if 0 not in kw["skip"] else None}
       losses_ = stages.refine.losses
       if rounds != refined_rounds:  # Keep the rows of x_init and of the last round only.
         losses_ = jax.tree.map(lambda a: jnp.stack([a[0], a[-1]]), losses_)
@@ -714,9 +754,9 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
         mask_sum = counts if mask_sum is None else {k: mask_sum[k] + v for k, v in counts.items()}
       if contact == "guidance":
         labels = np.asarray(batch["human_contact"]) > 0.5
-      for si, stage in enumerate(names):
-        if stage == "ground_truth" and gt_acc is not None:
-          continue  # Identical for every method: scored once.
+      for si, stage in enumerate(all_names):
+        if stage not in accs:
+          continue
         acc = accs[stage]
         for k in STAGE_METRICS:
           acc.add(k, per[k][si, :valid])
