@@ -137,6 +137,9 @@ def floor_plane(x, batch, body, stats, settings: RefineSettings):
 
 
 BODY_POSE = slice(6, 132)  # Joints 1–21 (the body without the global orientation and the hands) in x.
+# The root's first 6D column (entries 0, 2, 4): negating it turns R into R·diag(−1, 1, −1), the body turned
+# 180° about its own vertical (rest-pose y) axis, the third column following from Gram–Schmidt.
+ROOT_TURN = jnp.array([0, 2, 4])
 HYPOTHESIS_STEPS = 100  # Pose-fit steps from every start before the best one is kept (fit_to_masks).
 
 
@@ -150,7 +153,9 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   run from the regressor's estimate with its body pose replaced by each hypothesis; each sample keeps
   the start whose silhouette then fits its masks best (lowest L_mask), the regressor's own included,
   and only that one takes the remaining steps. A local fit cannot turn a standing estimate into the
-  seated person of the photo; a fit from a seated start can.
+  seated person of the photo; a fit from a seated start can. settings.pose_hypotheses_turned: every start
+  is also tried turned 180° about the body's own vertical axis (ROOT_TURN; 2K starts), for a person seen
+  from the side whom the regressor faces the wrong way, which no local fit undoes either.
   """
   def points(x_, tmpl):
     d = decode_x(x_, body, tmpl, stats, settings.hand_mean)
@@ -166,6 +171,9 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   if k > 1:  # [B, K, 331] → [B·K, 331], row b·K + 0 the regressor's own start.
     xs = jnp.broadcast_to(x[:, None], (b, k, x.shape[-1]))
     x = xs.at[:, 1:, BODY_POSE].set(jnp.broadcast_to(hypotheses.reshape(k - 1, -1)[None], (b, k - 1, 126)))
+    if settings.pose_hypotheses_turned:  # Each start also turned 180° about the body's own vertical axis.
+      x = jnp.concatenate([x, x.at[..., ROOT_TURN].multiply(-1.0)], axis=1)
+      k *= 2
     x = x.reshape(b * k, -1)
     evidence = jax.tree.map(lambda a: jnp.repeat(a, k, axis=0), evidence)
     starts = jnp.repeat(template, k, axis=0)

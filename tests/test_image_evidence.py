@@ -109,6 +109,20 @@ def test_pose_fit_brings_a_displaced_limb_back_and_its_prior_holds_it():
   np.testing.assert_allclose(np.asarray(held), np.asarray(x0), atol=2e-3)
 
 
+def _evidence_of(decoded, size, focal, pp, cam):
+  """ImageEvidence of the masks a decoded x draws: its human and object points projected, dilated by 2 px."""
+  from scorehoi_jax.models.contact_former import project_to_pixels
+  masks = []
+  for pts in (decoded.human_points, decoded.object_points):
+    uv = np.rint(np.asarray(project_to_pixels(pts, jnp.asarray([cam]), focal[None], pp[None]))[0]).astype(int)
+    m = np.zeros((size, size), bool)
+    m[np.clip(uv[:, 1], 0, size - 1), np.clip(uv[:, 0], 0, size - 1)] = True
+    masks.append(ndimage.binary_dilation(m, iterations=2))
+  arr = mask_evidence_arrays(np.stack(masks, -1)[None].astype(np.float32))
+  return ImageEvidence(*(jnp.asarray(arr[k]) for k in ("distance", "samples_h", "weight_h", "samples_o", "weight_o")),
+                       jnp.asarray([cam], jnp.float32), jnp.asarray(focal[None]), jnp.asarray(pp[None]))
+
+
 def test_pose_hypotheses_pick_the_start_whose_silhouette_fills_the_masks():
   """A seated person's masks, a standing estimate: the fit's starts include each pose class's typical pose,
   and the seated one must win on L_mask (with the hypotheses off, the standing estimate stays)."""
@@ -116,7 +130,6 @@ def test_pose_hypotheses_pick_the_start_whose_silhouette_fills_the_masks():
   from scipy.spatial.transform import Rotation
   from scorehoi_jax.diffusion.refine import RefineSettings
   from scorehoi_jax.diffusion.xpack import decode_x, default_betas_stats, matrix_to_rot6d
-  from scorehoi_jax.models.contact_former import project_to_pixels
   from scorehoi_jax.reconstruct import BODY_POSE, fit_to_masks, make_bodies
 
   with np.load(POSE_HYPOTHESES) as z:
@@ -138,18 +151,63 @@ def test_pose_hypotheses_pick_the_start_whose_silhouette_fills_the_masks():
 
   template = jnp.zeros((1, 64, 3))
   true = decode_x(x_with(hyps[names.index("sit")]), body, template, stats)
-  masks = []
-  for pts in (true.human_points, true.object_points):
-    uv = np.rint(np.asarray(project_to_pixels(pts, jnp.asarray([cam]), focal[None], pp[None]))[0]).astype(int)
-    m = np.zeros((size, size), bool)
-    m[np.clip(uv[:, 1], 0, size - 1), np.clip(uv[:, 0], 0, size - 1)] = True
-    masks.append(ndimage.binary_dilation(m, iterations=2))
-  arr = mask_evidence_arrays(np.stack(masks, -1)[None].astype(np.float32))
-  ev = ImageEvidence(*(jnp.asarray(arr[k]) for k in ("distance", "samples_h", "weight_h", "samples_o", "weight_o")),
-                     jnp.asarray([cam], jnp.float32), jnp.asarray(focal[None]), jnp.asarray(pp[None]))
+  ev = _evidence_of(true, size, focal, pp, cam)
   start = x_with(hyps[names.index("stand")])
   s = RefineSettings(use_mask=True, pose_hypotheses=True)
   x, _ = fit_to_masks(start, ev, template, body, stats, s, jnp.asarray(hyps))
   np.testing.assert_allclose(np.asarray(x)[0, BODY_POSE], hyps[names.index("sit")].reshape(-1), atol=1e-6)
   kept, _ = fit_to_masks(start, ev, template, body, stats, dataclasses.replace(s, pose_hypotheses=False), None)
   np.testing.assert_array_equal(np.asarray(kept), np.asarray(start))
+
+
+def test_turned_start_is_the_body_turned_about_its_own_vertical_axis():
+  """Negating ROOT_TURN's 6D entries gives R·diag(−1, 1, −1) (SciPy reference), for any root rotation R."""
+  from scipy.spatial.transform import Rotation
+  from scorehoi_jax.diffusion.xpack import matrix_to_rot6d
+  from scorehoi_jax.geometry.rotations import rot6d_to_matrix
+  from scorehoi_jax.reconstruct import ROOT_TURN
+  r = Rotation.random(5, random_state=3).as_matrix()
+  x = np.array(matrix_to_rot6d(jnp.asarray(r, jnp.float32)))
+  x[:, np.asarray(ROOT_TURN)] *= -1.0
+  np.testing.assert_allclose(np.asarray(rot6d_to_matrix(jnp.asarray(x))), r @ np.diag([-1.0, 1.0, -1.0]), atol=1e-6)
+  half_turn = Rotation.from_euler("y", 180, degrees=True).as_matrix()  # About the rest pose's vertical.
+  np.testing.assert_allclose(r @ np.diag([-1.0, 1.0, -1.0]), r @ half_turn, atol=1e-12)
+
+
+def test_turned_hypotheses_find_a_person_the_estimate_faces_the_wrong_way():
+  """Seated masks of a person turned 180° from the standing estimate: only the turned starts hold the right
+  pose *and* facing; pose_hypotheses_turned must pick the turned seated start."""
+  from scipy.spatial.transform import Rotation
+  from scorehoi_jax.diffusion.refine import RefineSettings
+  from scorehoi_jax.diffusion.xpack import decode_x, default_betas_stats, matrix_to_rot6d
+  from scorehoi_jax.reconstruct import BODY_POSE, fit_to_masks, make_bodies
+
+  with np.load(POSE_HYPOTHESES) as z:
+    hyps, names = z["body6d"], list(z["names"])
+  stats, body = default_betas_stats(), make_bodies().guidance
+  size, focal, pp, cam = 64, np.array([90.0, 90.0], np.float32), np.array([31.5, 31.5], np.float32), [0.0, 0.0, 3.0]
+  facing = Rotation.from_euler("xy", [180, 70], degrees=True).as_matrix()  # Seen nearly from the side.
+  turned = facing @ np.diag([-1.0, 1.0, -1.0])
+
+  def x_with(root, pose6d):
+    x = np.zeros((1, 331), np.float32)
+    x[0, :6] = np.asarray(matrix_to_rot6d(jnp.asarray(root, jnp.float32)))
+    x[0, BODY_POSE] = pose6d.reshape(-1)
+    x[0, 6 + 21 * 6:312] = np.tile([1, 0, 0, 0, 1, 0], 30)
+    x[0, 312:318] = [1, 0, 0, 0, 1, 0]
+    x[0, 318:321] = [0.0, 0.3, 0.2]
+    x[0, 321:] = 0.5
+    return jnp.asarray(x)
+
+  template = jnp.zeros((1, 64, 3))
+  true = decode_x(x_with(turned, hyps[names.index("sit")]), body, template, stats)
+  ev = _evidence_of(true, size, focal, pp, cam)
+  start = x_with(facing, hyps[names.index("stand")])
+  s = RefineSettings(use_mask=True, pose_hypotheses=True, pose_hypotheses_turned=True)
+  x, _ = fit_to_masks(start, ev, template, body, stats, s, jnp.asarray(hyps))
+  np.testing.assert_allclose(np.asarray(x)[0, BODY_POSE], hyps[names.index("sit")].reshape(-1), atol=1e-6)
+  np.testing.assert_allclose(np.asarray(x)[0, :6], np.asarray(matrix_to_rot6d(jnp.asarray(turned, jnp.float32))),
+                             atol=1e-5)
+  unturned, _ = fit_to_masks(start, ev, template, body, stats, RefineSettings(use_mask=True, pose_hypotheses=True),
+                             jnp.asarray(hyps))
+  np.testing.assert_allclose(np.asarray(unturned)[0, :6], np.asarray(start)[0, :6], atol=1e-6)  # Never turned.

@@ -55,16 +55,6 @@ def test_sweep_compiles_once_resumes_and_reports(dirs, tmp_path, capsys):
   assert s["lo"] <= s["mean"] <= s["hi"]
   np.testing.assert_allclose(s["mean"], np.mean(pts["rho=1_lambda_pt=5"]["frames"]["cd_human"]), rtol=1e-9)
   assert len(open(os.path.join(out, "sweep.md")).read().splitlines()) >= 4 + 10
-  # Later points skip the regressor's and the GT's searches (copied from the first point): a point's values
-  # are still those of evaluate() at its weights, the contacts included (they are measured against the GT's).
-  cfg = load_config(RUNLOCAL)
-  cfg.guidance.rho, cfg.guidance.lambda_pt = 1.0, 5.0
-  ev = evaluator.evaluate(load_model(model), data, "test", ["full"], limit=5, batch_size=4, refine_config=cfg,
-                          num_samples=300, progress=False, per_frame=True, score_rounds=False)["methods"]["full"]
-  for key, stage in (("frames", "refined"), ("regressor_frames", "regressor")):
-    for k in ("cd_human", "cd_object", "precision", "recall"):
-      np.testing.assert_allclose(pts["rho=1_lambda_pt=5"][key][k], ev["frames"][stage][k], rtol=1e-5, atol=1e-6,
-                                 err_msg=f"{stage} {k}")
   # Resume: only the missing point runs, under one new compile.
   os.remove(os.path.join(out, "points", "rho=2_lambda_pt=5.json"))
   capsys.readouterr()
@@ -80,6 +70,16 @@ def test_sweep_compiles_once_resumes_and_reports(dirs, tmp_path, capsys):
                    str(tmp_path / "x"), "--grid", "guidance.rhoo=1", "--quiet"]) == 2
   err = capsys.readouterr().err
   assert "guidance.rhoo" in err and "Traceback" not in err
+  # Later points skip the regressor's and the GT's searches (copied from the first point): a point's values
+  # are still those of evaluate() at its weights, the contacts included (they are measured against the GT's).
+  cfg = load_config(RUNLOCAL)
+  cfg.guidance.rho, cfg.guidance.lambda_pt = 1.0, 5.0
+  ev = evaluator.evaluate(load_model(model), data, "test", ["full"], limit=5, batch_size=4, refine_config=cfg,
+                          num_samples=300, progress=False, per_frame=True, score_rounds=False)["methods"]["full"]
+  for key, stage in (("frames", "refined"), ("regressor_frames", "regressor")):
+    for k in ("cd_human", "cd_object", "precision", "recall"):
+      np.testing.assert_allclose(pts["rho=1_lambda_pt=5"][key][k], ev["frames"][stage][k], rtol=1e-5, atol=1e-6,
+                                 err_msg=f"{stage} {k}")
 
 
 def test_bootstrap_interval_and_pareto_against_closed_forms():

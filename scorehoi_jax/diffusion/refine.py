@@ -101,6 +101,9 @@ class RefineSettings:
   # The fits also start from each pose class's typical body pose (assets/pose_hypotheses.npz); each sample
   # keeps the start whose silhouette fits best (reconstruct.fit_to_masks).
   pose_hypotheses: bool = False
+  # ... and each of those starts turned 180° about the body's vertical axis (a person seen from the side
+  # whom the regressor faces the wrong way): twice the starts.
+  pose_hypotheses_turned: bool = False
   # Schedules (module docstring): λ(t) shapes per term, K guidance corrections per step, DDIM η > 0.
   term_schedules: tuple = ()  # ((term, 'constant' | 'linear' | 'cosine'), ...), term in TERM_NAMES.
   grad_steps: int = 1
@@ -127,6 +130,9 @@ class RefineSettings:
     if len(thr) not in (1, 3) or not all(isinstance(t, float) and 0.0 <= t < 1.0 for t in thr):
       raise ValueError(f"RefineSettings.mask_threshold={self.mask_threshold!r}; expected a float in [0, 1) or "
                        "a (human, object, floor) tuple of them.")
+    if self.pose_hypotheses_turned and not self.pose_hypotheses:
+      raise ValueError("RefineSettings.pose_hypotheses_turned turns the pose hypotheses: it needs "
+                       "pose_hypotheses=True.")
     if (self.fit_steps or self.pose_fit_steps or self.pose_hypotheses) and not self.use_mask:
       raise ValueError("RefineSettings.fit_steps / pose_fit_steps / pose_hypotheses need use_mask=True (they fit "
                        "to the masks).")
