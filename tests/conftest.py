@@ -1,5 +1,6 @@
 """Shared test fixtures."""
 
+import gc
 import os
 
 import jax
@@ -7,6 +8,19 @@ import pytest
 
 # The CLI's persistent compilation cache (scorehoi_jax/jax_cache.py) stays out of the tests (and the user's home).
 os.environ.setdefault("SCOREHOI_CACHE_DIR", "off")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_programs():
+  """Drop every compiled program when a test module ends. XLA:CPU maps each kernel of each executable into
+  memory; one process running the whole suite kept thousands of executables and crashed in a late compile
+  (SIGSEGV in backend_compile_and_load, twice at ~80 % of the suite, in different tests)."""
+  yield
+  jax.clear_caches()
+  gc.collect()
+  if os.environ.get("SCOREHOI_TEST_MAPS"):  # Diagnosis: memory mappings of this process after each module.
+    with open("/proc/self/maps") as f, open(os.environ["SCOREHOI_TEST_MAPS"], "a") as out:
+      out.write(f"{sum(1 for _ in f)}\n")
 
 
 @pytest.fixture(scope="module")
