@@ -146,6 +146,31 @@ def load_model(path: str | None = None) -> TrainedModel:
   return TrainedModel(ml_collections.ConfigDict(info["config"]), _unflatten(flat), path, info)
 
 
+def update_info(path: str, config: dict | None = None, **info) -> str:
+  """Merge ``config`` into model.json's training config and ``info`` into its top level; returns its path.
+
+  For facts learned after training (calibrated thresholds, …). The weights and their checksum are not
+  touched. Written to a temporary file and renamed, so a failure never leaves half a model.json.
+  """
+  cfg_path = os.path.join(path, _CONFIG_FILE)
+  try:
+    with open(cfg_path, encoding="utf-8") as f:
+      meta = json.load(f)
+  except FileNotFoundError:
+    raise ModelError(f"{cfg_path}: missing; not a model folder.") from None
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ModelError(f"{cfg_path}: malformed JSON ({e}).") from None
+  if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
+    raise ModelError(f"{cfg_path}: not a scorehoi_jax model.")
+  meta["config"].update(config or {})
+  meta.update(info)
+  tmp = cfg_path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(meta, f, indent=1, default=str)
+  os.replace(tmp, cfg_path)
+  return cfg_path
+
+
 def check_variables(expected, got, where: str):
   """Raise ModelError naming the first missing/extra/mis-shaped leaf (expected: shapes from eval_shape)."""
   exp = _flatten(expected)

@@ -269,7 +269,7 @@ def with_condition_switches(nets: Networks, refine_config, where: str = "model")
   return nets._replace(denoiser=nets.denoiser.clone(drop_streams=tuple(drop))) if drop else nets
 
 
-def _abstract_variables(nets: Networks, image_size: int, guidance: body_lib.BodyModel, image_cond: str = "pooled"):
+def abstract_variables(nets: Networks, image_size: int, guidance: body_lib.BodyModel, image_cond: str = "pooled"):
   """Shapes of every variable the networks need (no compute), for checking a checkpoint.
 
   image_cond: the model's c_I ('pooled': one token; 'map': the h·w feature-map tokens, whose positional
@@ -338,7 +338,7 @@ class Reconstructor:
     guidance_avals = [str(jax.typeof(v)) for v in jax.tree.leaves(self.bodies.guidance)]
     expected = export_cache.cached_shapes(
         folder, "variables", dict(model=key["model"], image_size=self.image_size, body=guidance_avals),
-        lambda: _abstract_variables(self.nets, self.image_size, self.bodies.guidance, image_cond))
+        lambda: abstract_variables(self.nets, self.image_size, self.bodies.guidance, image_cond))
     check_variables(expected, model.variables, model.path)
     self.variables = jax.device_put(model.variables)
     self._fn = make_reconstruct_fn(self.nets, self.settings, self.image_size, image_cond, refine_fn)

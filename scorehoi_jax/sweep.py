@@ -182,26 +182,13 @@ def _score_point(recon, weights, data: _Data, scorer, stage: str, shared: dict |
     seconds += time.perf_counter() - t0
     gt = {k: jnp.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}
     obj = {k: (jnp.asarray(v) if k != "geometry" else v) for k, v in arrays.items()}
-    kw, reuse, x_reg = {}, None, np.asarray(stages.x_regressor)
-    if host:
-      kw["skip"] = {names.index("final" if stage == "refined" else "refined")}
-      before = None if shared is None else shared.get(bi)
-      if before is not None:
-        kw["skip"].add(len(names) - 1)
-        kw["gt_hit"] = before["gt_hit"]
-        if np.array_equal(before["x_regressor"], x_reg):
-          kw["skip"].add(0)
-          reuse = before["regressor"]
     # The evaluator's scorer, field protocol: contacts of every body vertex within 5 cm, GT from the GT meshes.
-    per = scorer(stages._replace(x_rounds=stages.x_rounds[:0]), recon.stats, gt, obj, **kw)
-    per = {k: np.array(v) for k, v in per.items()}
-    searched = [k for k in per if k.startswith(("cd_", "fscore_", "contact_"))]
-    if reuse is not None:
-      for k in searched:
-        per[k][0] = reuse[k]
-    if host and shared is not None and bi not in shared:
-      shared[bi] = {"x_regressor": x_reg, "gt_hit": per["gt_hit"],
-                    "regressor": {k: per[k][0].copy() for k in searched}}
+    scored = stages._replace(x_rounds=stages.x_rounds[:0])
+    if host:
+      per = E.score_shared(scorer, shared, bi, scored, recon.stats, gt, obj, names,
+                           skip=("final" if stage == "refined" else "refined",))
+    else:
+      per = {k: np.array(v) for k, v in scorer(scored, recon.stats, gt, obj).items()}
     for s, acc in rows.items():
       si = names.index(s)
       for k in PER_FRAME:

@@ -1,6 +1,7 @@
 """Calibrated contact-mask thresholds: per-head thresholds everywhere a mask is made, the calibration's
 choice against an independent sort-based F1, and the thresholds' trip through a model folder."""
 
+import dataclasses
 import json
 import os
 
@@ -15,7 +16,7 @@ from scorehoi_jax.diffusion.refine import RefineSettings, mask_stats, masks_from
 from scorehoi_jax.diffusion.sampler import mask_threshold_from_config, settings_from_config
 from scorehoi_jax.evaluation import calibration as C
 from scorehoi_jax.evaluation.evaluator import mask_counts
-from scorehoi_jax.model_store import load_model
+from scorehoi_jax.model_store import ModelError, load_model, update_info
 from tiny_model import write_tiny_model
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -103,3 +104,15 @@ def test_calibrate_and_store_with_the_model(tmp_path):
   from scorehoi_jax.reconstruct import Reconstructor
   rec = Reconstructor(again, load_config("refine_paper"), program_cache=None)
   assert rec.settings.mask_threshold == tuple(result[h]["threshold"] for h in C.HEADS)
+  # Weights that do not fit the config are named, with the model's folder, before any compile.
+  net = model.variables["net"]
+  dropped = sorted(net["params"])[0]
+  broken = dataclasses.replace(model, variables={**model.variables, "net": {
+      **net, "params": {k: v for k, v in net["params"].items() if k != dropped}}})
+  with pytest.raises(ModelError, match=f"{path}.*lack net/params/{dropped}"):
+    C.contact_probabilities(broken, data, "test", batch_size=4, progress=False)
+  with open(os.path.join(path, "model.json"), "w") as f:
+    f.write("{broken")
+  with pytest.raises(ModelError, match="malformed JSON"):
+    update_info(path, {"contact_thresholds": {}})
+  assert open(os.path.join(path, "model.json")).read() == "{broken"  # Nothing half-written.

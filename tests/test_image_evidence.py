@@ -3,11 +3,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from scorehoi_jax.diffusion.image_evidence import (POSE_HYPOTHESES, ImageEvidence, batched_mask_loss, fit_placement,
                                                    fit_pose, mask_evidence_arrays, mask_loss)
 from scorehoi_jax.geometry.image_lookup import bilinear_lookup
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 S = 48
 FOCAL = np.array([60.0, 60.0], np.float32)

@@ -323,13 +323,13 @@ def test_map_image_condition_model_shapes_match_training_init():
   with "image_tokens/pos has shape (16, 128) but the config's network expects (1, 128)" before the fix."""
   from scorehoi_jax.config import load_config
   from scorehoi_jax.models.build import build_networks
-  from scorehoi_jax.reconstruct import _abstract_variables, make_bodies
+  from scorehoi_jax.reconstruct import abstract_variables, make_bodies
   from scorehoi_jax.train.steps import Stage2Setup
   cfg = load_config("tiny")
   nets = build_networks(cfg.model)
   size, guidance = int(cfg.data.image_size), make_bodies().guidance
-  pooled = _abstract_variables(nets, size, guidance)
-  mapped = _abstract_variables(nets, size, guidance, "map")
+  pooled = abstract_variables(nets, size, guidance)
+  mapped = abstract_variables(nets, size, guidance, "map")
   setup = Stage2Setup(denoiser=nets.denoiser, net=nets.net, point_encoder=nets.point_encoder, tx=None,
                       alphas_cumprod=None, image_cond="map")
   batch = {"image": jax.ShapeDtypeStruct((2, size, size, 5), jnp.float32),

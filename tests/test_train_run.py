@@ -13,6 +13,8 @@ from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.train import loop
 from scorehoi_jax.train.run import train_and_evaluate
 
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):

@@ -25,6 +25,8 @@ from scorehoi_jax.models.regressor import Regressor
 from scorehoi_jax.models.resnet import ResNet
 from scorehoi_jax.train import losses, steps
 
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
 _NUM_STEPS = 3  # Steps compared between 1 and 2 devices.
 
 

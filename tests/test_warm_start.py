@@ -91,7 +91,7 @@ def test_a_second_reconstructor_loads_the_stored_program_instead_of_tracing(prob
   model, cfg, batch, geom, _, _ = problem
   folder = _copy(filled[0], tmp_path)
   # The stored parameter shapes replace eval_shape of the networks' init.
-  monkeypatch.setattr(reconstruct_lib, "_abstract_variables", lambda *a: pytest.fail("eval_shape ran again"))
+  monkeypatch.setattr(reconstruct_lib, "abstract_variables", lambda *a: pytest.fail("eval_shape ran again"))
   rec = Reconstructor(model, cfg, program_cache=folder)
   out = rec(batch, geom)
   assert not traces, "the stored program was traced again"

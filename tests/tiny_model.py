@@ -1,7 +1,7 @@
 """A tiny random model folder in the model_store format, for tests of inference code.
 
 The variables are shaped by the networks of scorehoi_jax/configs/tiny.py (reconstruct's
-``_abstract_variables``: eval_shape, no compile) and filled with small random
+``abstract_variables``: eval_shape, no compile) and filled with small random
 numbers; normalisation scales are 1 and BatchNorm statistics are (0, 1), so
 every stage gives finite, input-dependent output. Not a useful model.
 """
@@ -18,10 +18,10 @@ def write_tiny_model(path: str, seed: int = 0, config_arg: str | None = None) ->
   from scorehoi_jax import model_store
   from scorehoi_jax.config import load_config
   from scorehoi_jax.models.build import build_networks
-  from scorehoi_jax.reconstruct import _abstract_variables, make_bodies
+  from scorehoi_jax.reconstruct import abstract_variables, make_bodies
 
   cfg = load_config("tiny" + (f":{config_arg}" if config_arg else ""))
-  shapes = _abstract_variables(build_networks(cfg.model), int(cfg.data.image_size), make_bodies().guidance)
+  shapes = abstract_variables(build_networks(cfg.model), int(cfg.data.image_size), make_bodies().guidance)
   rng = np.random.default_rng(seed)
   flat = {}
   for key, s in model_store._flatten(shapes).items():

@@ -14,8 +14,6 @@ sees; the frames are training frames (the thresholds are part of the model, neve
 
 from __future__ import annotations
 
-import json
-import os
 
 import jax
 import numpy as np
@@ -66,14 +64,19 @@ def contact_probabilities(model, data_dir: str, split: str = "train", *, dataset
   from scorehoi_jax.data.pipeline import PipelineConfig, make_example, stack
   from scorehoi_jax.data.tfds_common import data_source, decode_record
   from scorehoi_jax.models.build import build_networks
-  from scorehoi_jax.reconstruct import make_bodies
+  from scorehoi_jax.model_store import check_variables
+  from scorehoi_jax.reconstruct import abstract_variables, make_bodies
 
   src = data_source(data_dir, dataset, split)
   n = len(src) if limit is None else min(int(limit), len(src))
   nets = build_networks(model.config.model)
   guidance = make_bodies(model.config.get("body_model") or None).guidance
+  size = int(model.config.data.image_size)
+  # A model whose weights do not fit its config is named here, not by a shape error deep in Flax.
+  check_variables(abstract_variables(nets, size, guidance, model.config.model.get("image_cond", "pooled")),
+                  model.variables, model.path)
   variables = jax.device_put(model.variables)
-  cfg = PipelineConfig(size=int(model.config.data.image_size))
+  cfg = PipelineConfig(size=size)
 
   @jax.jit
   def forward(v, image, template, focal, princpt):
@@ -117,15 +120,8 @@ def write_thresholds(model_dir: str, result: dict) -> str:
 
   Written to a temporary file and renamed, so a failure never leaves half a model.json.
   """
-  path = os.path.join(model_dir, "model.json")
-  with open(path, encoding="utf-8") as f:
-    meta = json.load(f)
-  meta["config"]["contact_thresholds"] = {h: result[h]["threshold"] for h in HEADS}
-  meta["contact_calibration"] = {
-      "split": result["split"], "frames": result["frames"], "rule": "max mask F1 over every entry",
-      **{h: {k: round(float(v), 4) for k, v in result[h].items()} for h in HEADS}}
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(meta, f, indent=1, default=str)
-  os.replace(tmp, path)
-  return path
+  from scorehoi_jax.model_store import update_info
+  return update_info(
+      model_dir, {"contact_thresholds": {h: result[h]["threshold"] for h in HEADS}},
+      contact_calibration={"split": result["split"], "frames": result["frames"], "rule": "max mask F1 over every entry",
+                           **{h: {k: round(float(v), 4) for k, v in result[h].items()} for h in HEADS}})

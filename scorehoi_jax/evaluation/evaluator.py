@@ -431,6 +431,39 @@ def make_scorer(bodies: Bodies, num_samples: int = M.NUM_CHAMFER_SAMPLES, hand_m
   return score_host
 
 
+_SEARCHED = ("cd_", "fscore_", "contact_")  # Metrics of the nearest-neighbour searches (what a skip leaves out).
+
+
+def score_shared(scorer, shared: dict | None, key, stages, stats, gt, obj, names, skip=()) -> dict:
+  """A host scorer's (make_scorer(search='host')) metrics {name: [S, B]} with the searches an earlier call
+  for the same batch ``key`` ran copied rather than repeated.
+
+  The first call per key keeps, in ``shared[key]``, the GT stage's contacts and the regressor stage's
+  searched metrics (with its x). Later calls skip the GT stage's searches, and the regressor stage's too
+  when their regressor estimate is the same array (every method and sweep point starts from it; checked,
+  not assumed). names: the scorer's stages in order (stage_names; the GT last); skip: names searched by
+  nobody (their rows hold no searched metric). shared=None: nothing kept or reused.
+  """
+  skip_i = {names.index(s) for s in skip}
+  before = None if shared is None else shared.get(key)
+  x_reg, kw, reuse = np.asarray(stages.x_regressor), {}, None
+  if before is not None:
+    skip_i.add(len(names) - 1)
+    kw["gt_hit"] = before["gt_hit"]
+    if 0 not in skip_i and before["regressor"] is not None and np.array_equal(before["x_regressor"], x_reg):
+      skip_i.add(0)
+      reuse = before["regressor"]
+  per = {k: np.array(v) for k, v in scorer(stages, stats, gt, obj, skip=skip_i, **kw).items()}
+  searched = [k for k in per if k.startswith(_SEARCHED)]
+  if reuse is not None:
+    for k in searched:
+      per[k][0] = reuse[k]
+  if shared is not None and key not in shared:
+    shared[key] = {"x_regressor": x_reg, "gt_hit": per.get("gt_hit"),
+                   "regressor": None if 0 in skip_i else {k: per[k][0].copy() for k in searched}}
+  return per
+
+
 def loss_rows(losses, num_rounds: int) -> dict:
   """Physical-loss terms per stage [S, B] (NaN for 'final', 'ground_truth'); rows of RefineOutput.losses are x_init, rounds."""
   out = {}
@@ -725,26 +758,11 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
       t0 = time.perf_counter()
       gt = sharding.shard_batch({k: np.asarray(batch[k]) for k in ("pose", "betas", "obj_rot", "obj_trans")}, mesh)
       scored = stages if rounds == refined_rounds else stages._replace(x_rounds=stages.x_rounds[:0])
-      kw, reuse = {}, None
       if search == "host":
-        skip = {i for i, s in enumerate(all_names) if s not in names and s != "ground_truth"}
-        before, x_reg = shared.get(bi), np.asarray(stages.x_regressor)
-        if before is not None:
-          skip.add(len(all_names) - 1)
-          kw["gt_hit"] = before["gt_hit"]
-          if "regressor" in names and before["regressor"] is not None and np.array_equal(before["x_regressor"], x_reg):
-            skip.add(0)
-            reuse = before["regressor"]
-        kw["skip"] = skip
-      per = jax.device_get(scorer(scored, recon.stats, gt, arrays, **kw))
-      if search == "host":
-        searched = [k for k in per if k.startswith(("cd_", "fscore_", "contact_"))]
-        if reuse is not None:
-          for k in searched:
-            per[k][0] = reuse[k]
-        if bi not in shared:
-          shared[bi] = {"x_regressor": x_reg, "gt_hit": per.get("gt_hit"),
-                        "regressor": {k: per[k][0].copy() for k in searched} if 0 not in kw["skip"] else None}
+        skipped = [s for s in all_names if s not in names and s != "ground_truth"]
+        per = score_shared(scorer, shared, bi, scored, recon.stats, gt, arrays, all_names, skipped)
+      else:
+        per = jax.device_get(scorer(scored, recon.stats, gt, arrays))
       losses_ = stages.refine.losses
       if rounds != refined_rounds:  # Keep the rows of x_init and of the last round only.
         losses_ = jax.tree.map(lambda a: jnp.stack([a[0], a[-1]]), losses_)

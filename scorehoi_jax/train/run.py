@@ -185,9 +185,13 @@ def _pretrain_parts(config):
   _, enc = build_networks(config)
   tx = _adam(config)
 
-  def init(rng, batch):
-    params = enc.init(rng, jnp.asarray(batch["points"]))["params"]
+  @jax.jit  # One program, not one compile per operation of an eager Flax init.
+  def init_points(rng, points):
+    params = enc.init(rng, points)["params"]
     return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+
+  def init(rng, batch):
+    return init_points(rng, jnp.asarray(batch["points"]))
 
   def loss(params, batch, points):
     return pretrain_loss(params, points, batch["category"], batch["affordance"], encoder=enc)

@@ -27,6 +27,7 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from scorehoi_jax.body.model import BodyModel
@@ -104,21 +105,30 @@ class Stage1Setup:
     return self.net.apply(variables, *args, train=False), {"batch_stats": batch_stats}
 
 
+def _arrays(batch: dict) -> dict:
+  """The batch's numeric arrays (what a jitted init may take as arguments; names and the like stay out)."""
+  return {k: v for k, v in batch.items() if getattr(v, "dtype", np.dtype(object)).kind in "biuf"}
+
+
 def stage1_init(setup: Stage1Setup, rng: jax.Array, batch: dict, encoder_variables=None) -> Stage1State:
   """Initial state from an example batch (shapes only matter).
 
   encoder_variables: the pre-trained point encoder; if None a randomly
   initialised one is used (tests and smoke runs; say so in results).
+  Jitted: an eager Flax init compiles every operation on its own (hundreds of compiles, ~30 s on a CPU).
   """
-  k_net, k_enc = jax.random.split(rng)
-  if encoder_variables is None:
-    encoder_variables = setup.point_encoder.init(k_enc, batch["object_template"])
-  geo = geometry_features(setup.point_encoder, encoder_variables, batch["object_template"])
-  variables = setup.net.init(k_net, batch["image"], batch["object_template"], batch["focal"], batch["princpt"],
-                             geo, setup.body, train=False)
-  params = variables["params"]
-  return Stage1State(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
-                     opt_state=setup.tx.init(params), frozen=encoder_variables)
+  def init(rng, batch, encoder_variables):
+    k_net, k_enc = jax.random.split(rng)
+    if encoder_variables is None:
+      encoder_variables = setup.point_encoder.init(k_enc, batch["object_template"])
+    geo = geometry_features(setup.point_encoder, encoder_variables, batch["object_template"])
+    variables = setup.net.init(k_net, batch["image"], batch["object_template"], batch["focal"], batch["princpt"],
+                               geo, setup.body, train=False)
+    params = variables["params"]
+    return Stage1State(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
+                       opt_state=setup.tx.init(params), frozen=encoder_variables)
+
+  return jax.jit(init)(rng, _arrays(batch), encoder_variables)
 
 
 def make_stage1_step(setup: Stage1Setup):
@@ -190,17 +200,21 @@ class Stage2Setup:
 
 
 def stage2_init(setup: Stage2Setup, rng: jax.Array, batch: dict, stage1_variables, encoder_variables) -> Stage2State:
-  """Initial stage-2 state. stage1_variables: {"params", "batch_stats"} of the trained HOINet."""
+  """Initial stage-2 state. stage1_variables: {"params", "batch_stats"} of the trained HOINet. Jitted (stage1_init)."""
+  def init(rng, batch, frozen):
+    cond = setup.conditions(frozen, batch)
+    x0 = setup.x0(batch)
+    t = jnp.zeros((x0.shape[0],), jnp.int32)
+    params = setup.denoiser.init(rng, x0, t, cond["image"], cond["geometry"])["params"]
+    return params, setup.tx.init(params)
+
   frozen = {"net": stage1_variables, "point_encoder": encoder_variables}
-  cond = setup.conditions(frozen, batch)
-  x0 = setup.x0(batch)
-  t = jnp.zeros((x0.shape[0],), jnp.int32)
-  params = setup.denoiser.init(rng, x0, t, cond["image"], cond["geometry"])["params"]
+  params, opt_state = jax.jit(init)(rng, _arrays(batch), frozen)
   # The EMA starts equal to the params but must not share their buffers: the
   # loop donates the state, and XLA refuses to donate one buffer twice.
   ema = jax.tree.map(jnp.copy, params)
-  return Stage2State(step=jnp.zeros((), jnp.int32), params=params, ema_params=ema,
-                     opt_state=setup.tx.init(params), frozen=frozen)
+  return Stage2State(step=jnp.zeros((), jnp.int32), params=params, ema_params=ema, opt_state=opt_state,
+                     frozen=frozen)
 
 
 def make_stage2_step(setup: Stage2Setup):
