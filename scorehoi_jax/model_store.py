@@ -113,6 +113,21 @@ def _verify_checksums(path: str, info: dict, cfg_path: str):
                        "copy or download the model folder again.")
 
 
+def _read_info(cfg_path: str) -> dict:
+  """model.json's contents, checked to be this package's format (ModelError otherwise)."""
+  try:
+    with open(cfg_path, encoding="utf-8") as f:
+      info = json.load(f)
+  except FileNotFoundError:
+    raise ModelError(f"{cfg_path}: missing; not a model folder.") from None
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ModelError(f"{cfg_path}: malformed JSON ({e}).") from None
+  if not isinstance(info, dict) or info.get("format") != FORMAT or "config" not in info:
+    raise ModelError(f"{cfg_path}: not a scorehoi_jax model (format "
+                     f"{info.get('format') if isinstance(info, dict) else None!r}, expected {FORMAT}).")
+  return info
+
+
 def load_model(path: str | None = None) -> TrainedModel:
   """A model folder written by ``save_model`` / ``scorehoi export`` (default: the shipped model)."""
   path = path or default_model_path()
@@ -123,14 +138,7 @@ def load_model(path: str | None = None) -> TrainedModel:
     if not os.path.isfile(p):
       raise ModelError(f"{p}: missing; a model folder holds {_CONFIG_FILE} and {_VARIABLES_FILE} "
                        "(write one with `scorehoi export`).")
-  try:
-    with open(cfg_path) as f:
-      info = json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise ModelError(f"{cfg_path}: malformed JSON ({e}).") from None
-  if not isinstance(info, dict) or info.get("format") != FORMAT or "config" not in info:
-    raise ModelError(f"{cfg_path}: not a scorehoi_jax model (format "
-                     f"{info.get('format') if isinstance(info, dict) else None!r}, expected {FORMAT}).")
+  info = _read_info(cfg_path)
   _verify_checksums(path, info, cfg_path)
   bf16 = info.get("stored_dtypes", {})
   flat = {}
@@ -153,15 +161,7 @@ def update_info(path: str, config: dict | None = None, **info) -> str:
   touched. Written to a temporary file and renamed, so a failure never leaves half a model.json.
   """
   cfg_path = os.path.join(path, _CONFIG_FILE)
-  try:
-    with open(cfg_path, encoding="utf-8") as f:
-      meta = json.load(f)
-  except FileNotFoundError:
-    raise ModelError(f"{cfg_path}: missing; not a model folder.") from None
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise ModelError(f"{cfg_path}: malformed JSON ({e}).") from None
-  if not isinstance(meta, dict) or meta.get("format") != FORMAT or "config" not in meta:
-    raise ModelError(f"{cfg_path}: not a scorehoi_jax model.")
+  meta = _read_info(cfg_path)
   meta["config"].update(config or {})
   meta.update(info)
   tmp = cfg_path + ".tmp"

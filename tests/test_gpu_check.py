@@ -11,8 +11,9 @@ TINY_DENOISER = " ".join(f"--config.denoiser.{k}={v}" for k, v in dict(
 
 def test_gpu_check_runs_at_tiny_sizes_on_cpu(tmp_path):
   out = tmp_path / "results"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="true", GPU_CHECK_SKIP_INSTALL="1",
-             GPU_CHECK_OUT=str(out),
+  # The subprocesses skip XLA's slow optimisation passes, like the fast_compile fixture.
+  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="true",
+             GPU_CHECK_SKIP_INSTALL="1", GPU_CHECK_OUT=str(out),
              GPU_CHECK_PYTHON=sys.executable, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
              GPU_CHECK_WORKERS="1", GPU_CHECK_FRAMES="3", GPU_CHECK_RESOLUTION="64", GPU_CHECK_REFINE_BATCHES="2",
              GPU_CHECK_REFINE_ARGS=f"--rounds 1 --repeats 1 --img-tokens 4 --img-dim 16 --geo-dim 16 {TINY_DENOISER}",

@@ -126,31 +126,36 @@ def _evidence_of(decoded, size, focal, pp, cam):
                        jnp.asarray([cam], jnp.float32), jnp.asarray(focal[None]), jnp.asarray(pp[None]))
 
 
+def _x_with(root, pose6d):
+  """x of a body with root rotation ``root`` [3, 3] and body pose ``pose6d`` [21, 6]; identity hands, an object
+  (64 copies of one point) in front of the hips, betas 0."""
+  from scorehoi_jax.diffusion.xpack import matrix_to_rot6d
+  from scorehoi_jax.reconstruct import BODY_POSE
+  x = np.zeros((1, 331), np.float32)
+  x[0, :6] = np.asarray(matrix_to_rot6d(jnp.asarray(root, jnp.float32)))
+  x[0, BODY_POSE] = pose6d.reshape(-1)
+  x[0, 6 + 21 * 6:312] = np.tile([1, 0, 0, 0, 1, 0], 30)  # Hands: identity rotations.
+  x[0, 312:318] = [1, 0, 0, 0, 1, 0]
+  x[0, 318:321] = [0.0, 0.3, 0.2]
+  x[0, 321:] = 0.5  # Normalised betas of 0 (bounds ±3).
+  return jnp.asarray(x)
+
+
 def test_pose_hypotheses_pick_the_start_whose_silhouette_fills_the_masks():
   """A seated person's masks, a standing estimate: the fit's starts include each pose class's typical pose,
   and the seated one must win on L_mask (with the hypotheses off, the standing estimate stays)."""
   import dataclasses
   from scipy.spatial.transform import Rotation
   from scorehoi_jax.diffusion.refine import RefineSettings
-  from scorehoi_jax.diffusion.xpack import decode_x, default_betas_stats, matrix_to_rot6d
+  from scorehoi_jax.diffusion.xpack import decode_x, default_betas_stats
   from scorehoi_jax.reconstruct import BODY_POSE, fit_to_masks, make_bodies
 
   with np.load(POSE_HYPOTHESES) as z:
     hyps, names = z["body6d"], list(z["names"])
   stats, body = default_betas_stats(), make_bodies().guidance
   size, focal, pp, cam = 64, np.array([90.0, 90.0], np.float32), np.array([31.5, 31.5], np.float32), [0.0, 0.0, 3.0]
-  facing = np.asarray(matrix_to_rot6d(jnp.asarray(Rotation.from_euler("xy", [180, 30], degrees=True).as_matrix(),
-                                                   jnp.float32)))  # Body up → camera −y, turned 30°.
-
-  def x_with(pose6d):
-    x = np.zeros((1, 331), np.float32)
-    x[0, :6] = facing
-    x[0, BODY_POSE] = pose6d.reshape(-1)
-    x[0, 6 + 21 * 6:312] = np.tile([1, 0, 0, 0, 1, 0], 30)  # Hands: identity rotations.
-    x[0, 312:318] = [1, 0, 0, 0, 1, 0]
-    x[0, 318:321] = [0.0, 0.3, 0.2]  # The object (64 copies of one point) in front of the hips.
-    x[0, 321:] = 0.5  # Normalised betas of 0 (bounds ±3).
-    return jnp.asarray(x)
+  facing = Rotation.from_euler("xy", [180, 30], degrees=True).as_matrix()  # Body up → camera −y, turned 30°.
+  x_with = lambda pose6d: _x_with(facing, pose6d)
 
   template = jnp.zeros((1, 64, 3))
   true = decode_x(x_with(hyps[names.index("sit")]), body, template, stats)
@@ -192,20 +197,10 @@ def test_turned_hypotheses_find_a_person_the_estimate_faces_the_wrong_way():
   facing = Rotation.from_euler("xy", [180, 70], degrees=True).as_matrix()  # Seen nearly from the side.
   turned = facing @ np.diag([-1.0, 1.0, -1.0])
 
-  def x_with(root, pose6d):
-    x = np.zeros((1, 331), np.float32)
-    x[0, :6] = np.asarray(matrix_to_rot6d(jnp.asarray(root, jnp.float32)))
-    x[0, BODY_POSE] = pose6d.reshape(-1)
-    x[0, 6 + 21 * 6:312] = np.tile([1, 0, 0, 0, 1, 0], 30)
-    x[0, 312:318] = [1, 0, 0, 0, 1, 0]
-    x[0, 318:321] = [0.0, 0.3, 0.2]
-    x[0, 321:] = 0.5
-    return jnp.asarray(x)
-
   template = jnp.zeros((1, 64, 3))
-  true = decode_x(x_with(turned, hyps[names.index("sit")]), body, template, stats)
+  true = decode_x(_x_with(turned, hyps[names.index("sit")]), body, template, stats)
   ev = _evidence_of(true, size, focal, pp, cam)
-  start = x_with(facing, hyps[names.index("stand")])
+  start = _x_with(facing, hyps[names.index("stand")])
   s = RefineSettings(use_mask=True, pose_hypotheses=True, pose_hypotheses_turned=True)
   x, _ = fit_to_masks(start, ev, template, body, stats, s, jnp.asarray(hyps))
   np.testing.assert_allclose(np.asarray(x)[0, BODY_POSE], hyps[names.index("sit")].reshape(-1), atol=1e-6)

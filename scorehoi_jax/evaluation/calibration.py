@@ -14,7 +14,6 @@ sees; the frames are training frames (the thresholds are part of the model, neve
 
 from __future__ import annotations
 
-
 import jax
 import numpy as np
 
