@@ -83,6 +83,13 @@ class Bodies:
   indices: np.ndarray
   up_idx: np.ndarray
   up_w: np.ndarray
+  fit: body_lib.BodyModel  # The FIT_VERTICES subset the silhouette fit's long stage reads (fit_to_masks).
+
+
+# Vertices of the body the silhouette fit's long stage projects: 431 guidance vertices lie ~2–3 crop pixels
+# apart, too sparse to outline a limb. 40 capture test frames, fit only, human IoU: 431 vertices and 128
+# mask samples 0.712; 2,000 and 128: 0.721; 2,000 and 512: 0.730; 4,000 and 1,024: 0.732 at 2.5× the time.
+FIT_VERTICES = 2000
 
 
 @functools.lru_cache(maxsize=4)
@@ -93,8 +100,10 @@ def make_bodies(path: str | None = None) -> Bodies:
   idx = body_lib.guidance_vertex_indices(full)
   up_idx, up_w = sparse_upsampling(full, idx)
   # The subset is taken on the host: on device each array's gather compiles (or looks up) its own program.
-  guidance = jax.device_put(body_lib.subset_body_model(jax.device_get(full), idx))
-  return Bodies(full, guidance, idx, up_idx, up_w)
+  host = jax.device_get(full)
+  guidance = jax.device_put(body_lib.subset_body_model(host, idx))
+  fit = jax.device_put(body_lib.subset_body_model(host, body_lib.guidance_vertex_indices(host, FIT_VERTICES)))
+  return Bodies(full, guidance, idx, up_idx, up_w, fit)
 
 
 def full_vertices(bodies: Bodies, rotmats, betas):
@@ -141,10 +150,11 @@ BODY_POSE = slice(6, 132)  # Joints 1–21 (the body without the global orientat
 # 180° about its own vertical (rest-pose y) axis, the third column following from Gram–Schmidt.
 ROOT_TURN = jnp.array([0, 2, 4])
 HYPOTHESIS_STEPS = 100  # Pose-fit steps from every start before the best one is kept (fit_to_masks).
+HYPOTHESIS_SAMPLES = 128  # Mask pixel samples those short fits read (memory: [B·K, samples, points]).
 
 
 def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, settings: RefineSettings,
-                 hypotheses=None) -> tuple[jnp.ndarray, ImageEvidence]:
+                 hypotheses=None, fit_body=None) -> tuple[jnp.ndarray, ImageEvidence]:
   """The refinement's start fitted to the user's masks: (x [B, 331], evidence with the fitted pelvis).
 
   settings.fit_steps: the pelvis and the object's translation (pose fixed, image_evidence.fit_placement);
@@ -157,17 +167,24 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   is also tried turned 180° about the body's own vertical axis (ROOT_TURN; 2K starts), for a person seen
   from the side whom the regressor faces the wrong way, which no local fit undoes either.
   """
-  def points(x_, tmpl):
-    d = decode_x(x_, body, tmpl, stats, settings.hand_mean)
+  def points(x_, tmpl, b=body):
+    d = decode_x(x_, b, tmpl, stats, settings.hand_mean)
     return d.human_points, d.object_points
 
-  def pose_fit(x_, ev, tmpl, steps):  # The pose, the shape and the object too (silhouette fit).
-    x_fit, cam = fit_pose(x_, lambda v: points(v, tmpl), ev, steps, settings.pose_fit_prior)
+  def pose_fit(x_, ev, tmpl, steps, b=body):  # The pose, the shape and the object too (silhouette fit).
+    x_fit, cam = fit_pose(x_, lambda v: points(v, tmpl, b), ev, steps, settings.pose_fit_prior)
     return orthonormalize_x(x_fit), dataclasses.replace(ev, cam_trans=cam)  # The denoiser knows only true 6D.
 
   b = x.shape[0]
   k = 1 if hypotheses is None else 1 + hypotheses.shape[0]
   starts = template
+  full_evidence = evidence
+  # The placement and the short fits of every start read the first HYPOTHESIS_SAMPLES pixel samples of
+  # each mask (a random subset: mask_evidence_arrays permutes them); only the long fit reads all.
+  evidence = dataclasses.replace(evidence, samples_h=evidence.samples_h[:, :HYPOTHESIS_SAMPLES],
+                                 weight_h=evidence.weight_h[:, :HYPOTHESIS_SAMPLES],
+                                 samples_o=evidence.samples_o[:, :HYPOTHESIS_SAMPLES],
+                                 weight_o=evidence.weight_o[:, :HYPOTHESIS_SAMPLES])
   if k > 1:  # [B, K, 331] → [B·K, 331], row b·K + 0 the regressor's own start.
     xs = jnp.broadcast_to(x[:, None], (b, k, x.shape[-1]))
     x = xs.at[:, 1:, BODY_POSE].set(jnp.broadcast_to(hypotheses.reshape(k - 1, -1)[None], (b, k - 1, 126)))
@@ -192,8 +209,9 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     pick = lambda a: a.reshape((b, k) + a.shape[1:])[jnp.arange(b), best]
     x, evidence = pick(x), jax.tree.map(pick, evidence)
     steps -= short
+  evidence = dataclasses.replace(full_evidence, cam_trans=evidence.cam_trans)
   if steps > 0:
-    x, evidence = pose_fit(x, evidence, template, steps)
+    x, evidence = pose_fit(x, evidence, template, steps, body if fit_body is None else fit_body)
   return x, evidence
 
 
@@ -210,7 +228,8 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
   refine_impl = refine_fn or refine
   hypotheses = jnp.asarray(load_pose_hypotheses()) if settings.use_mask and settings.pose_hypotheses else None
 
-  def fn(variables, batch, objects: ObjectGeometry, body, stats: BetasStats, weights: GuidanceWeights) -> Stages:
+  def fn(variables, batch, objects: ObjectGeometry, body, stats: BetasStats, weights: GuidanceWeights,
+         fit_body=None) -> Stages:
     net_vars = variables["net"]
     geo = nets.point_encoder.apply(variables["point_encoder"], batch["object_template"])
     geo = {"global": geo["global"], "tokens": geo["tokens"]}
@@ -223,7 +242,8 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
     if settings.use_mask:
       evidence = ImageEvidence(batch["distance"], batch["samples_h"], batch["weight_h"], batch["samples_o"],
                                batch["weight_o"], cam_trans, batch["focal"], batch["princpt"])
-      x_start, evidence = fit_to_masks(x_reg, evidence, batch["object_template"], body, stats, settings, hypotheses)
+      x_start, evidence = fit_to_masks(x_reg, evidence, batch["object_template"], body, stats, settings, hypotheses,
+                                       fit_body)
       cam_trans = evidence.cam_trans
     aux = {"feature_map": fmap, "cam_trans": cam_trans, "focal": batch["focal"],
            "princpt": batch["princpt"], "image_size": image_size,
@@ -354,10 +374,15 @@ class Reconstructor:
       b.update(mask_evidence_arrays(b["image"][..., 3:5]))
     return b
 
+  def arguments(self, inputs: dict, objects: ObjectGeometry, weights: GuidanceWeights | None = None,
+                variables=None) -> tuple:
+    """The compiled function's arguments for ``inputs`` (self.inputs of a batch): ``self._fn(*args)``."""
+    return (self.variables if variables is None else variables, inputs, objects, self.bodies.guidance, self.stats,
+            self.weights if weights is None else weights, self.bodies.fit)
+
   def __call__(self, batch: dict, objects: ObjectGeometry, weights: GuidanceWeights | None = None) -> Stages:
     fn = self.program or self._fn  # Host arrays go in as they are: the call transfers them.
-    return fn(self.variables, self.inputs(batch), objects, self.bodies.guidance, self.stats,
-              self.weights if weights is None else weights)
+    return fn(*self.arguments(self.inputs(batch), objects, weights))
 
   def decode(self, x) -> XParams:
     """x [..., 331] → (rotation matrices as fed to LBS, betas, object rotation, object translation)."""

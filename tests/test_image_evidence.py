@@ -209,3 +209,41 @@ def test_turned_hypotheses_find_a_person_the_estimate_faces_the_wrong_way():
   unturned, _ = fit_to_masks(start, ev, template, body, stats, RefineSettings(use_mask=True, pose_hypotheses=True),
                              jnp.asarray(hyps))
   np.testing.assert_allclose(np.asarray(unturned)[0, :6], np.asarray(start)[0, :6], atol=1e-6)  # Never turned.
+
+
+def test_coverage_and_its_gradient_match_the_all_pairs_minimum():
+  """The coverage term picks each sample's nearest projection without gradient, then differentiates only
+  that distance: value against a NumPy all-pairs minimum, gradient against autodiff of the all-pairs min."""
+  from scorehoi_jax.diffusion.image_evidence import _coverage
+  rng = np.random.default_rng(4)
+  samples = rng.uniform(0, S, (60, 2)).astype(np.float32)
+  weight = (rng.uniform(size=60) > 0.2).astype(np.float32)
+  uv = rng.uniform(0, S, (300, 2)).astype(np.float32)
+  d2 = ((samples[:, None] - uv[None]) ** 2).sum(-1).min(1)
+  want = (weight * d2).sum() / weight.sum() / S ** 2
+  np.testing.assert_allclose(float(_coverage(jnp.asarray(samples), jnp.asarray(weight), jnp.asarray(uv), S)), want,
+                             rtol=1e-5)
+  pairs = lambda u: jnp.sum(weight * jnp.min(jnp.sum((samples[:, None] - u[None]) ** 2, -1), 1)) / weight.sum() / S ** 2
+  g = jax.grad(lambda u: _coverage(jnp.asarray(samples), jnp.asarray(weight), u, S))(jnp.asarray(uv))
+  np.testing.assert_allclose(np.asarray(g), np.asarray(jax.grad(pairs)(jnp.asarray(uv))), rtol=1e-5, atol=1e-9)
+  assert np.count_nonzero(np.abs(np.asarray(g)).sum(1)) > 10  # Many projections are some sample's nearest.
+
+
+def test_the_fit_body_is_a_denser_subset_of_the_same_body():
+  """Bodies.fit: FIT_VERTICES distinct vertices of the full model, posed exactly as the full model poses them."""
+  from scipy.spatial import cKDTree
+  from scipy.spatial.transform import Rotation
+  from scorehoi_jax import body as body_lib
+  from scorehoi_jax.reconstruct import FIT_VERTICES, make_bodies
+  bodies = make_bodies()
+  rng = np.random.default_rng(5)
+  rot = jnp.asarray(np.tile(np.eye(3, dtype=np.float32), (1, 52, 1, 1)))
+  rot = rot.at[0, 1:22].set(jnp.asarray(Rotation.from_rotvec(rng.normal(0, 0.3, (21, 3))).as_matrix(), jnp.float32))
+  betas = jnp.asarray(rng.normal(0, 1, (1, 10)), jnp.float32)
+  full = np.asarray(body_lib.body_forward(bodies.full, rot, betas).vertices)[0]
+  fit = np.asarray(body_lib.body_forward(bodies.fit, rot, betas).vertices)[0]
+  assert fit.shape == (FIT_VERTICES, 3) and FIT_VERTICES > bodies.guidance.num_vertices
+  # Every fit vertex is one of the posed full-mesh vertices, and no two are the same.
+  dist, _ = cKDTree(full).query(fit)
+  assert dist.max() < 1e-5
+  assert len(np.unique(np.round(fit, 5), axis=0)) == FIT_VERTICES

@@ -98,7 +98,7 @@ def test_a_second_reconstructor_loads_the_stored_program_instead_of_tracing(prob
   assert rec.program.last == "disk"
   _assert_close(filled[1], out, atol=0)  # The very same program.
   # The traced path (plain jit, no cache) gives the same results.
-  plain = rec._fn(rec.variables, rec.inputs(batch), geom, rec.bodies.guidance, rec.stats, rec.weights)
+  plain = rec._fn(*rec.arguments(rec.inputs(batch), geom))
   assert len(traces) == 1
   _assert_close(out, plain)
 
@@ -119,7 +119,7 @@ def test_a_corrupt_entry_is_not_loaded(problem, filled, tmp_path, damage):
   model, cfg, batch, geom, _, _ = problem
   folder = _copy(filled[0], tmp_path)
   rec = Reconstructor(model, cfg, program_cache=folder)
-  leaves = jax.tree.leaves((rec.variables, rec.inputs(batch), geom, rec.bodies.guidance, rec.stats, rec.weights))
+  leaves = jax.tree.leaves(rec.arguments(rec.inputs(batch), geom))
   (path,) = _programs(folder)
   key = os.path.basename(path)[len("reconstruct-"):-len(".jaxexport")]
   assert rec.program._load(key, len(leaves)) is not None  # pylint: disable=protected-access
@@ -144,7 +144,7 @@ def test_a_corrupt_entry_is_traced_again_and_rewritten(problem, filled, traces, 
   out = rec(batch, geom)
   assert len(traces) == 1 and rec.program.last == "traced"
   _assert_close(filled[1], out, atol=0)
-  leaves = jax.tree.leaves((rec.variables, rec.inputs(batch), geom, rec.bodies.guidance, rec.stats, rec.weights))
+  leaves = jax.tree.leaves(rec.arguments(rec.inputs(batch), geom))
   key = os.path.basename(path)[len("reconstruct-"):-len(".jaxexport")]
   assert rec.program._load(key, len(leaves)) is not None  # Rewritten.  # pylint: disable=protected-access
   assert len(open(glob.glob(os.path.join(folder, "variables-*.json"))[0]).read()) > 100

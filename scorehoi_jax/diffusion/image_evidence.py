@@ -19,6 +19,11 @@ person in the image. ``fit_placement`` therefore first moves the pelvis
 (cam_trans) and the object (its translation in x) to the masks by a few Adam
 steps on L_mask with the pose fixed; the guided refinement then works from
 there.
+
+``reconstruct.fit_to_masks`` then fits all of x to the silhouettes (fit_pose).
+Its long stage projects a denser body (reconstruct.FIT_VERTICES vertices) and
+reads NUM_MASK_SAMPLES samples per mask. With the 431 guidance vertices, which
+lie 2–3 crop pixels apart, the two terms cannot outline a limb.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ import optax
 from scorehoi_jax.geometry.image_lookup import bilinear_lookup
 from scorehoi_jax.models.contact_former import project_to_pixels
 
-NUM_MASK_SAMPLES = 128
+# Pixel samples per mask for the coverage term (the silhouette fit's long stage reads all of them, its
+# short fits from every start the first reconstruct.HYPOTHESIS_SAMPLES).
+NUM_MASK_SAMPLES = 512
 POSE_HYPOTHESES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
                                "pose_hypotheses.npz")
 
@@ -84,7 +91,15 @@ def mask_evidence_arrays(masks: np.ndarray, num_samples: int = NUM_MASK_SAMPLES,
 
 
 def _coverage(samples, weight, uv, size):
-  d2 = jnp.min(jnp.sum((samples[:, None, :] - uv[None, :, :]) ** 2, -1), axis=1)
+  # The nearest projected point of each sample is found without gradient, then only its distance is
+  # differentiated (the same gradient almost everywhere as min over all pairs): the backward pass then
+  # scatters to M points instead of building an [M, N] selection mask, which made a 2,000-point fit
+  # 2.6× slower.
+  # The pairs' squared distances as |s|² + |u|² − 2 s·u: one matmul instead of an [M, N, 2] difference
+  # (about half the time on this CPU; float32 rounding, ~1e-3 px², only matters for near-ties).
+  u = jax.lax.stop_gradient(uv)
+  near = jnp.argmin(jnp.sum(u ** 2, -1)[None, :] - 2.0 * samples @ u.T, axis=1)  # |s|² is the same in a row.
+  d2 = jnp.sum((samples - uv[near]) ** 2, -1)
   return jnp.sum(weight * d2) / jnp.maximum(jnp.sum(weight), 1.0) / size ** 2
 
 

@@ -743,7 +743,7 @@ def evaluate(model, data_dir: str, split: str = "test", methods=DEFAULT_METHODS,
     for bi, (batch, objs, arrays, valid) in enumerate(_batches(src, n, batch_size, image_size, cache, vo)):
       inputs = sharding.shard_batch(recon.inputs(batch), mesh)
       arrays = sharding.shard_batch(arrays, mesh)
-      call = lambda: recon._fn(variables, inputs, arrays["geometry"], recon.bodies.guidance, recon.stats, method_weights)  # pylint: disable=protected-access
+      call = lambda: recon._fn(*recon.arguments(inputs, arrays["geometry"], method_weights, variables))  # pylint: disable=protected-access
       if bi == 0:  # Compile (untimed), then time the same batch like every other one.
         t0 = time.perf_counter()
         jax.block_until_ready(call())
