@@ -83,7 +83,13 @@ class Bodies:
   indices: np.ndarray
   up_idx: np.ndarray
   up_w: np.ndarray
-  fit: body_lib.BodyModel  # The FIT_VERTICES subset the silhouette fit's long stage reads (fit_to_masks).
+
+  @functools.cached_property
+  def fit(self) -> body_lib.BodyModel:
+    """The FIT_VERTICES subset the silhouette fit's long stage reads (fit_to_masks). Built on first use
+    (~1 s of farthest-point sampling): only configs that fit to masks pay for it."""
+    host = jax.device_get(self.full)
+    return jax.device_put(body_lib.subset_body_model(host, body_lib.guidance_vertex_indices(host, FIT_VERTICES)))
 
 
 # Vertices of the body the silhouette fit's long stage projects: 431 guidance vertices lie ~2–3 crop pixels
@@ -100,10 +106,8 @@ def make_bodies(path: str | None = None) -> Bodies:
   idx = body_lib.guidance_vertex_indices(full)
   up_idx, up_w = sparse_upsampling(full, idx)
   # The subset is taken on the host: on device each array's gather compiles (or looks up) its own program.
-  host = jax.device_get(full)
-  guidance = jax.device_put(body_lib.subset_body_model(host, idx))
-  fit = jax.device_put(body_lib.subset_body_model(host, body_lib.guidance_vertex_indices(host, FIT_VERTICES)))
-  return Bodies(full, guidance, idx, up_idx, up_w, fit)
+  guidance = jax.device_put(body_lib.subset_body_model(jax.device_get(full), idx))
+  return Bodies(full, guidance, idx, up_idx, up_w)
 
 
 def full_vertices(bodies: Bodies, rotmats, betas):
@@ -229,7 +233,7 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
   hypotheses = jnp.asarray(load_pose_hypotheses()) if settings.use_mask and settings.pose_hypotheses else None
 
   def fn(variables, batch, objects: ObjectGeometry, body, stats: BetasStats, weights: GuidanceWeights,
-         fit_body=None) -> Stages:
+         fit_body) -> Stages:
     net_vars = variables["net"]
     geo = nets.point_encoder.apply(variables["point_encoder"], batch["object_template"])
     geo = {"global": geo["global"], "tokens": geo["tokens"]}
@@ -378,7 +382,7 @@ class Reconstructor:
                 variables=None) -> tuple:
     """The compiled function's arguments for ``inputs`` (self.inputs of a batch): ``self._fn(*args)``."""
     return (self.variables if variables is None else variables, inputs, objects, self.bodies.guidance, self.stats,
-            self.weights if weights is None else weights, self.bodies.fit)
+            self.weights if weights is None else weights, self.bodies.fit if self.settings.use_mask else None)
 
   def __call__(self, batch: dict, objects: ObjectGeometry, weights: GuidanceWeights | None = None) -> Stages:
     fn = self.program or self._fn  # Host arrays go in as they are: the call transfers them.

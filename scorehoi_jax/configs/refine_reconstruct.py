@@ -31,9 +31,6 @@ def get_config(arg=None):
   # ... each also turned 180° about the body's vertical axis (a side view the regressor faces the wrong
   # way): 200 capture test frames, human / object IoU, pelvis px: 0.663 / 0.608 / 6.6 → 0.684 / 0.612 / 5.5.
   cfg.refine.pose_hypotheses_turned = True
-  # The long fit projects 2,000 body vertices and reads 512 mask samples (reconstruct.FIT_VERTICES,
-  # image_evidence.NUM_MASK_SAMPLES): 40 capture test frames, fit only, human IoU 0.712 → 0.730 (paired
-  # Δ +0.018 [+0.011, +0.025]).
   # Heavier keeps a little more silhouette but costs contact F1: 120 capture test frames, paired against 500,
   # 2000: F1 −0.027 [−0.041, −0.015]; 8000: F1 −0.051, CD human +0.12 cm (experiments/results/alignment.md).
   cfg.guidance.lambda_mask = 500.0
