@@ -157,11 +157,15 @@ def main(argv=None):
   ap.add_argument("--methods", default=None,
                   help="comma-separated subset of: regressor, scorehoi, mask fit only, scorehoi+mask, ground truth")
   ap.add_argument("--out", default=os.path.join(RESULTS, "alignment.md"))
+  ap.add_argument("--rows", default=None, help="also write each method's per-frame rows (human IoU, object IoU, "
+                                               "pelvis px) to this .npz, for paired comparisons of later runs")
   args = ap.parse_args(argv)
   model = load_model(args.checkpoint or default_model_path())
   names = None if args.methods is None else [m.strip() for m in args.methods.split(",")]
   lams = [float(v) for v in args.lambda_mask.split(",") if v.strip()]
   out, n = measure(model, args.data, args.split, args.limit, args.batch, names, lams)
+  if args.rows:
+    np.savez(args.rows, **out)
   lines = section(out, n, args)
   head = [] if os.path.exists(args.out) else ["# Image alignment of the reconstructions", "",
                                                "Written by experiments/alignment.py (see its docstring).", ""]

@@ -55,7 +55,7 @@ class Stages(NamedTuple):
   x_regressor: jnp.ndarray  # [B, 331] the regressor's estimate ("w/o diffusion").
   x_rounds: jnp.ndarray  # [R, B, 331] after each refinement round (R = 0 without diffusion).
   x_refined: jnp.ndarray  # [B, 331] the refinement's result.
-  cam_trans: jnp.ndarray  # [B, 3] pelvis position in the camera frame (regressor).
+  cam_trans: jnp.ndarray  # [B, 3] pelvis position in the camera frame (regressor's; with use_mask, the fits').
   refine: RefineOutput  # Contacts used per round, loss terms, per-step losses.
   contacts: tuple  # (p_h [B, Nh], p_o [B, K], p_of [B, K]) predicted on the refined estimate.
   final_human_points: jnp.ndarray  # [B, Nh, 3] after the CRFormer (pelvis-centred).
@@ -155,10 +155,11 @@ BODY_POSE = slice(6, 132)  # Joints 1–21 (the body without the global orientat
 ROOT_TURN = jnp.array([0, 2, 4])
 HYPOTHESIS_STEPS = 100  # Pose-fit steps from every start before the best one is kept (fit_to_masks).
 HYPOTHESIS_SAMPLES = 128  # Mask pixel samples those short fits read (memory: [B·K, samples, points]).
+FINAL_FIT_LEARNING_RATE = 0.002  # Metres per Adam step of the pelvis re-fit after the sampling (final_fit_steps).
 
 
 def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, settings: RefineSettings,
-                 hypotheses=None, fit_body=None) -> tuple[jnp.ndarray, ImageEvidence]:
+                 hypotheses=None, fit_body=None, fit_template=None) -> tuple[jnp.ndarray, ImageEvidence]:
   """The refinement's start fitted to the user's masks: (x [B, 331], evidence with the fitted pelvis).
 
   settings.fit_steps: the pelvis and the object's translation (pose fixed, image_evidence.fit_placement);
@@ -170,6 +171,9 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   seated person of the photo; a fit from a seated start can. settings.pose_hypotheses_turned: every start
   is also tried turned 180° about the body's own vertical axis (ROOT_TURN; 2K starts), for a person seen
   from the side whom the regressor faces the wrong way, which no local fit undoes either.
+
+  fit_body, fit_template [B, P, 3] (ObjectGeometry.surface): the denser body and object points the long
+  stage projects (default: body, template); the short fits of the many starts keep the sparse ones (memory).
   """
   def points(x_, tmpl, b=body):
     d = decode_x(x_, b, tmpl, stats, settings.hand_mean)
@@ -215,7 +219,8 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     steps -= short
   evidence = dataclasses.replace(full_evidence, cam_trans=evidence.cam_trans)
   if steps > 0:
-    x, evidence = pose_fit(x, evidence, template, steps, body if fit_body is None else fit_body)
+    x, evidence = pose_fit(x, evidence, template if fit_template is None else fit_template, steps,
+                           body if fit_body is None else fit_body)
   return x, evidence
 
 
@@ -224,7 +229,8 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
   """A jitted ``fn(variables, batch, objects, guidance_body, stats, weights) -> Stages``.
 
   batch: {"image" [B,S,S,5], "object_template" [B,K,3], "focal", "princpt" [B,2]} (data.pipeline);
-  objects: ObjectGeometry [B] (template + SDF) for the penetration term.
+  objects: ObjectGeometry [B] (template + SDF) for the penetration term; its surface points (when given) are
+    the object outline of the silhouette fits (fit_to_masks, settings.final_fit_steps).
   refine_fn: replaces diffusion.refine (same keyword interface), e.g. the optimisation baseline.
   """
   contact_fn = make_contact_fn(nets.net.contact_former)  # Its parameters ride in aux (traced).
@@ -247,7 +253,7 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
       evidence = ImageEvidence(batch["distance"], batch["samples_h"], batch["weight_h"], batch["samples_o"],
                                batch["weight_o"], cam_trans, batch["focal"], batch["princpt"])
       x_start, evidence = fit_to_masks(x_reg, evidence, batch["object_template"], body, stats, settings, hypotheses,
-                                       fit_body)
+                                       fit_body, objects.surface)
       cam_trans = evidence.cam_trans
     aux = {"feature_map": fmap, "cam_trans": cam_trans, "focal": batch["focal"],
            "princpt": batch["princpt"], "image_size": image_size,
@@ -257,6 +263,12 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
                           evidence=evidence)
     res = refine_impl(variables["denoiser"], inputs, body, stats, weights, denoiser=nets.denoiser,
                       contact_fn=contact_fn, settings=settings, alphas_cumprod=alphas)
+    if settings.final_fit_steps:  # The pelvis back onto the masks: the pair moves as one (RefineSettings).
+      fitted = decode_x(res.x0, body if fit_body is None else fit_body,
+                        batch["object_template"] if objects.surface is None else objects.surface, stats,
+                        settings.hand_mean)
+      cam_trans, _ = fit_placement(fitted.human_points, fitted.object_points, evidence, settings.final_fit_steps,
+                                   FINAL_FIT_LEARNING_RATE, move_object=False)
     # Final refiner (CRFormer) on the refined estimate, with contacts re-predicted on it.
     dec = decode_x(res.x0, body, batch["object_template"], stats, settings.hand_mean)
     cf = nets.net.contact_former.apply({"params": net_vars["params"]["contact_former"]}, fmap, dec.human_points,

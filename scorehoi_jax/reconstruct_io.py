@@ -353,7 +353,8 @@ def _host_geometry(obj):
   from scorehoi_jax.geometry.sdf import SDFGrid
   from scorehoi_jax.objects import ObjectGeometry
   f32 = lambda a: np.asarray(a, np.float32)
-  return ObjectGeometry(template=f32(obj.template), sdf=SDFGrid(f32(obj.sdf.values), f32(obj.sdf.lo), f32(obj.sdf.hi)))
+  return ObjectGeometry(template=f32(obj.template), sdf=SDFGrid(f32(obj.sdf.values), f32(obj.sdf.lo), f32(obj.sdf.hi)),
+                        surface=f32(obj.fit_points))
 
 
 def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | None = None,

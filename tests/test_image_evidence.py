@@ -92,6 +92,27 @@ def test_placement_fit_moves_the_pelvis_back_onto_the_mask():
   assert before > 4.0 and after < 0.25 * before
 
 
+def test_pelvis_refit_moves_the_pair_as_one_back_onto_the_masks():
+  """move_object=False (the re-fit after the sampling, RefineSettings.final_fit_steps): the object keeps
+  its place relative to the pelvis and the pair comes back to its masks."""
+  human, uv_h = _points(6)
+  obj, uv_o = _points(7, 20)
+  ev = _evidence(_mask_of(uv_h), _mask_of(uv_o), cam=(-0.1, 0.09, 2.0))
+  fit = jax.jit(lambda h, o, e: fit_placement(h, o, e, 150, move_object=False))
+  cam, offset = fit(jnp.asarray(human[None]), jnp.asarray(obj[None]), ev)
+  assert not np.any(np.asarray(offset))
+  px = lambda c: np.asarray(c)[:2] / np.asarray(c)[2] * FOCAL
+  before = np.linalg.norm(px(ev.cam_trans[0]) - px([0.0, 0.0, 2.0]))
+  assert before > 4.0 and np.linalg.norm(px(cam[0]) - px([0.0, 0.0, 2.0])) < 0.25 * before
+  # The object's own offset is not a free parameter: with its mask shifted away, the pair settles between
+  # the two masks, while the free fit puts each on its own.
+  shifted = _evidence(_mask_of(uv_h), _mask_of(uv_o + [6, 0]), cam=(0.0, 0.0, 2.0))
+  cam_pair, _ = fit(jnp.asarray(human[None]), jnp.asarray(obj[None]), shifted)
+  cam_free, off_free = jax.jit(fit_placement, static_argnums=3)(jnp.asarray(human[None]), jnp.asarray(obj[None]),
+                                                                shifted, 150)
+  assert px(cam_pair[0])[0] > 0.5 and abs(px(cam_free[0])[0]) < 0.5 < float(off_free[0, 0]) / 2.0 * FOCAL[0]
+
+
 def test_pose_fit_brings_a_displaced_limb_back_and_its_prior_holds_it():
   """x moves a 'limb' (a third of the human points) sideways; the masks are those of x = 0."""
   human, uv_h = _points(6)

@@ -100,6 +100,23 @@ def test_stacked_geometries_match_single_lookups():
   assert isinstance(jax.tree_util.tree_map(lambda x: x, batch), ObjectGeometry)
 
 
+def test_fit_points_outline_the_surface_evenly():
+  """The silhouette fit's object points (ObjectGeometry.surface): surface samples spread over the whole
+  object, every surface sample nearer one of them than with as many random samples."""
+  from scipy.spatial import cKDTree
+  chair = get_object("chairwood", sdf_resolution=24)
+  pts = chair.fit_points
+  assert pts.shape == (512, 3) and len(np.unique(pts, axis=0)) == 512
+  _, d, _ = trimesh.proximity.closest_point(chair.mesh, pts)
+  assert d.max() < 1e-4
+  reach = lambda subset: cKDTree(subset).query(chair.surface_points)[0].max()  # Covering radius.
+  assert reach(pts) < 0.7 * reach(chair.surface_points[:512])
+  np.testing.assert_array_equal(np.asarray(chair.geometry().surface), pts)
+  with pytest.raises(ValueError, match="surface"):  # Objects with and without fit points do not mix.
+    geom = chair.geometry()
+    stack_geometries([geom, ObjectGeometry(template=geom.template, sdf=geom.sdf)])
+
+
 def test_unknown_name_lists_known_objects():
   with pytest.raises(KeyError, match="chairwood"):
     get_object("chair_that_does_not_exist")

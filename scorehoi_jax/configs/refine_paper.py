@@ -67,6 +67,7 @@ def get_config(arg=None):
       pose_fit_prior=1.0,  # ... with this weight on ‖x − x_start‖².
       pose_hypotheses=False,  # ... also from each pose class's typical pose; the best silhouette wins.
       pose_hypotheses_turned=False,  # ... and from each of those turned 180° about the body's vertical axis.
+      final_fit_steps=0,  # After the sampling: the pelvis position alone re-fitted to the masks.
       # Schedules (diffusion/refine.py docstring; the defaults are the paper's): λ(t) shape per term, e.g.
       # {"pt": "linear"} with guidance.lambda_end.pt the value at t = 0; K guidance corrections per step;
       # DDIM η > 0 (guidance.eta, guidance.seed).

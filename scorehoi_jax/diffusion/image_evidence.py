@@ -22,8 +22,12 @@ there.
 
 ``reconstruct.fit_to_masks`` then fits all of x to the silhouettes (fit_pose).
 Its long stage projects a denser body (reconstruct.FIT_VERTICES vertices) and
-reads NUM_MASK_SAMPLES samples per mask. With the 431 guidance vertices, which
-lie 2–3 crop pixels apart, the two terms cannot outline a limb.
+a denser object outline (ObjectGeometry.surface, 512 points) and reads
+NUM_MASK_SAMPLES samples per mask. With the 431 guidance vertices, which lie
+2–3 crop pixels apart, the two terms cannot outline a limb; with the 64
+template points, not an object. After the guided sampling, fit_placement with
+move_object=False puts the refined pair back on the masks
+(RefineSettings.final_fit_steps).
 """
 
 from __future__ import annotations
@@ -120,18 +124,23 @@ def batched_mask_loss(human, obj, ev: ImageEvidence, cam_trans=None):
                              ev.focal, ev.princpt)
 
 
-def fit_placement(human, obj, ev: ImageEvidence, steps: int, learning_rate: float = 0.005):
+def fit_placement(human, obj, ev: ImageEvidence, steps: int, learning_rate: float = 0.005,
+                  move_object: bool = True):
   """(cam_trans [B, 3], object offset [B, 3]) that bring the projections into the masks, pose fixed.
 
   human [B, Nh, 3], obj [B, K, 3] pelvis-centred. Adam on L_mask (per sample:
   the batch sum has independent terms) over the pelvis position and a common
-  offset of the object points; ``steps`` is static.
+  offset of the object points; ``steps`` is static. move_object=False: the
+  pelvis position only (the offset stays zero), so the human–object pair moves
+  as one and nothing pelvis-relative changes.
   """
   def loss(p):
-    return jnp.sum(batched_mask_loss(human, obj + p["obj"][:, None, :], ev, p["cam"]))
+    offset = p["obj"][:, None, :] if move_object else 0.0
+    return jnp.sum(batched_mask_loss(human, obj + offset, ev, p["cam"]))
 
-  p = _adam(loss, {"cam": ev.cam_trans, "obj": jnp.zeros_like(ev.cam_trans)}, steps, learning_rate)
-  return p["cam"], p["obj"]
+  start = {"cam": ev.cam_trans} | ({"obj": jnp.zeros_like(ev.cam_trans)} if move_object else {})
+  p = _adam(loss, start, steps, learning_rate)
+  return p["cam"], p.get("obj", jnp.zeros_like(ev.cam_trans))
 
 
 def _adam(loss, params, steps: int, learning_rate: float):

@@ -104,6 +104,10 @@ class RefineSettings:
   # ... and each of those starts turned 180° about the body's vertical axis (a person seen from the side
   # whom the regressor faces the wrong way): twice the starts.
   pose_hypotheses_turned: bool = False
+  # After the guided sampling, final_fit_steps Adam steps move the pelvis position (cam_trans) alone onto the
+  # masks, the refined x fixed: the sampling's changes of pose shift the silhouette, and the pair moves as one,
+  # so every pelvis-relative or aligned 3D metric stays as it was (reconstruct.make_reconstruct_fn).
+  final_fit_steps: int = 0
   # Schedules (module docstring): λ(t) shapes per term, K guidance corrections per step, DDIM η > 0.
   term_schedules: tuple = ()  # ((term, 'constant' | 'linear' | 'cosine'), ...), term in TERM_NAMES.
   grad_steps: int = 1
@@ -133,9 +137,9 @@ class RefineSettings:
     if self.pose_hypotheses_turned and not self.pose_hypotheses:
       raise ValueError("RefineSettings.pose_hypotheses_turned turns the pose hypotheses: it needs "
                        "pose_hypotheses=True.")
-    if (self.fit_steps or self.pose_fit_steps or self.pose_hypotheses) and not self.use_mask:
-      raise ValueError("RefineSettings.fit_steps / pose_fit_steps / pose_hypotheses need use_mask=True (they fit "
-                       "to the masks).")
+    if (self.fit_steps or self.pose_fit_steps or self.pose_hypotheses or self.final_fit_steps) and not self.use_mask:
+      raise ValueError("RefineSettings.fit_steps / pose_fit_steps / pose_hypotheses / final_fit_steps need "
+                       "use_mask=True (they fit to the masks).")
     if self.grad_steps < 1:
       raise ValueError(f"RefineSettings.grad_steps must be >= 1, got {self.grad_steps}.")
     if self.grad_steps > 1 and self.through_denoiser:

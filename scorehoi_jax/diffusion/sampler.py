@@ -53,6 +53,7 @@ def settings_from_config(cfg, model_config=None) -> RefineSettings:
       pose_fit_steps=int(r.get("pose_fit_steps", 0)), pose_fit_prior=float(r.get("pose_fit_prior", 1.0)),
       pose_hypotheses=bool(r.get("pose_hypotheses", False)),
       pose_hypotheses_turned=bool(r.get("pose_hypotheses_turned", False)),
+      final_fit_steps=int(r.get("final_fit_steps", 0)),
       term_schedules=tuple(sorted((str(k), str(v)) for k, v in dict(r.get("term_schedules", {})).items())),
       grad_steps=int(r.get("grad_steps", 1)), stochastic=bool(r.get("stochastic", False)),
       trace=bool(r.get("trace", False)), trace_x0=bool(r.get("trace_x0", False)))

@@ -4,7 +4,10 @@
 (the paper's object point set O, in the canonical frame) and the SDF grid
 Φ used by the penetration term. One object has template [64, 3] and a grid
 [R, R, R]; a batch has a leading batch axis on every leaf (built with
-``stack_geometries``), which ``object_sdf`` understands.
+``stack_geometries``), which ``object_sdf`` understands. ``surface`` [P, 3]
+(optional) is a denser, even set of surface points for the silhouette fit
+(reconstruct.fit_to_masks): 64 points outline an object too coarsely to fit
+its mask.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from scorehoi_jax.geometry.sdf import SDFGrid, sdf_lookup
 class ObjectGeometry:
   template: jnp.ndarray  # [..., 64, 3] canonical-frame template points (metres).
   sdf: SDFGrid  # values [..., R, R, R], lo/hi [..., 3]; negative inside.
+  surface: jnp.ndarray | None = None  # [..., P, 3] canonical-frame surface points (silhouette fit); None: none.
 
   @property
   def batch_shape(self) -> tuple[int, ...]:
@@ -40,10 +44,10 @@ def stack_geometries(geometries: Sequence[ObjectGeometry]) -> ObjectGeometry:
   geometries = list(geometries)
   if not geometries:
     raise ValueError("stack_geometries needs at least one ObjectGeometry")
-  shapes = {(g.template.shape, g.sdf.values.shape) for g in geometries}
+  shapes = {(g.template.shape, g.sdf.values.shape, getattr(g.surface, "shape", None)) for g in geometries}
   if len(shapes) != 1:
-    raise ValueError("cannot stack object geometries with different template/SDF shapes: "
-                     f"{sorted(shapes)}; build all objects with the same sdf_resolution")
+    raise ValueError("cannot stack object geometries with different template/SDF/surface shapes: "
+                     f"{sorted(shapes, key=str)}; build all objects with the same sdf_resolution")
   host = all(isinstance(x, np.ndarray) for x in jax.tree_util.tree_leaves(geometries))
   return jax.tree_util.tree_map(lambda *xs: (np.stack if host else jnp.stack)(xs), *geometries)
 

@@ -65,7 +65,7 @@ def _without_closed_loop_noise():
       raise
     finally:
       if failed:
-        time.sleep(0.3)  # The stray callbacks fire within milliseconds of the failure.
+        _settle(cap)
       sys.stderr.flush()
       os.dup2(saved, 2)
       os.close(saved)
@@ -74,6 +74,23 @@ def _without_closed_loop_noise():
       if text:
         sys.stderr.write(text)
         sys.stderr.flush()
+
+
+def _settle(cap, quiet: float = 0.3, limit: float = 3.0):
+  """Wait for the stray callbacks of a failed restore: until one 'Event loop is closed' traceback has
+  reached ``cap`` and nothing more for ``quiet`` seconds, or ``limit`` seconds. They usually come within
+  milliseconds, but a loaded machine delayed them past a fixed 0.3 s wait and one leaked to the user."""
+  start = last_change = time.monotonic()
+  size = -1
+  while time.monotonic() - start < limit:
+    now, new_size = time.monotonic(), os.fstat(cap.fileno()).st_size
+    if new_size != size:
+      size, last_change = new_size, now
+    elif now - last_change >= quiet:
+      # pread: fd 2 shares this file's offset, so moving it would misplace a write still to come.
+      if _LOOP_CLOSED.search(os.pread(cap.fileno(), size, 0).decode(errors="replace")):
+        return
+    time.sleep(0.05)
 
 
 def _drop_unretrieved(record: logging.LogRecord) -> bool:
