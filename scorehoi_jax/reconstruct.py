@@ -249,11 +249,14 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
     # The denoiser knows only 6D of true rotations: start from what the regressor's 6D decode to.
     x_reg = orthonormalize_x(pack_x(out["pose6d"], out["obj_rot6d"], out["obj_trans"], out["betas"], stats))
     x_start, cam_trans, evidence = x_reg, out["cam_trans"], None
+    # The denser body and object outline the silhouette fits project (fit_to_masks, final_fit_steps).
+    dense_body = body if fit_body is None else fit_body
+    outline = batch["object_template"] if objects.surface is None else objects.surface
     if settings.use_mask:
       evidence = ImageEvidence(batch["distance"], batch["samples_h"], batch["weight_h"], batch["samples_o"],
                                batch["weight_o"], cam_trans, batch["focal"], batch["princpt"])
       x_start, evidence = fit_to_masks(x_reg, evidence, batch["object_template"], body, stats, settings, hypotheses,
-                                       fit_body, objects.surface)
+                                       dense_body, outline)
       cam_trans = evidence.cam_trans
     aux = {"feature_map": fmap, "cam_trans": cam_trans, "focal": batch["focal"],
            "princpt": batch["princpt"], "image_size": image_size,
@@ -264,9 +267,7 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
     res = refine_impl(variables["denoiser"], inputs, body, stats, weights, denoiser=nets.denoiser,
                       contact_fn=contact_fn, settings=settings, alphas_cumprod=alphas)
     if settings.final_fit_steps:  # The pelvis back onto the masks: the pair moves as one (RefineSettings).
-      fitted = decode_x(res.x0, body if fit_body is None else fit_body,
-                        batch["object_template"] if objects.surface is None else objects.surface, stats,
-                        settings.hand_mean)
+      fitted = decode_x(res.x0, dense_body, outline, stats, settings.hand_mean)
       cam_trans, _ = fit_placement(fitted.human_points, fitted.object_points, evidence, settings.final_fit_steps,
                                    FINAL_FIT_LEARNING_RATE, move_object=False)
     # Final refiner (CRFormer) on the refined estimate, with contacts re-predicted on it.

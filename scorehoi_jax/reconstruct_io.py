@@ -348,15 +348,6 @@ def _make_post(rec):
 # Running.
 # ------------------------------------------------------------------------------------------------
 
-def _host_geometry(obj):
-  """obj.geometry() as host (NumPy) arrays: stacked on the host and sent with the call (no per-array jit)."""
-  from scorehoi_jax.geometry.sdf import SDFGrid
-  from scorehoi_jax.objects import ObjectGeometry
-  f32 = lambda a: np.asarray(a, np.float32)
-  return ObjectGeometry(template=f32(obj.template), sdf=SDFGrid(f32(obj.sdf.values), f32(obj.sdf.lo), f32(obj.sdf.hi)),
-                        surface=f32(obj.fit_points))
-
-
 def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | None = None,
                        refine_config: str | None = None, body_model: str | None = None, batch_size: int = 4,
                        overwrite: bool = False, progress: bool = True, per_frame_dirs: bool | None = None,
@@ -413,7 +404,7 @@ def reconstruct_frames(frames: Sequence[Frame], out: str, *, checkpoint: str | N
       loaded = [load_frame(f, rec.image_size, o.template) for f, o in zip(chunk, objs)]
       # Pad with copies of a real frame (not zeros): every row stays a well-posed problem.
       batch = pipeline.stack([e for e, _ in loaded] + [loaded[0][0]] * (bsz - len(chunk)))
-      geoms = [_host_geometry(o) for o in objs]
+      geoms = [o.geometry(host=True) for o in objs]
       stages = rec(batch, stack_geometries(geoms + [geoms[0]] * (bsz - len(chunk))))
       if crformer:
         obj_rot, obj_trans, points = stages.final_obj_rotmat, stages.final_obj_trans, stages.final_human_points

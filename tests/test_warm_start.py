@@ -23,7 +23,7 @@ from scorehoi_jax.data import pipeline
 from scorehoi_jax.model_store import ModelError, load_model
 from scorehoi_jax.objects import stack_geometries
 from scorehoi_jax.reconstruct import Reconstructor
-from scorehoi_jax.reconstruct_io import _host_geometry, load_frame, resolve_object
+from scorehoi_jax.reconstruct_io import load_frame, resolve_object
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -37,7 +37,7 @@ def problem(tiny):
   for frame in demo.example_frames()[:2]:
     obj = resolve_object(frame.object, frame.object_seed)
     examples.append(load_frame(frame, size, obj.template)[0])
-    geoms.append(_host_geometry(obj))
+    geoms.append(obj.geometry(host=True))
   return (model, cfg, pipeline.stack(examples[:1]), stack_geometries(geoms[:1]), pipeline.stack(examples),
           stack_geometries(geoms))
 

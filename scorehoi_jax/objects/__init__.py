@@ -2,7 +2,7 @@
 
 The rest of the code uses:
 - ``get_object(name) -> ObjectTemplate`` and ``load_object(path_or_name)``;
-- ``ObjectTemplate.geometry() -> ObjectGeometry`` (template [64, 3] + SDFGrid),
+- ``ObjectTemplate.geometry() -> ObjectGeometry`` (template [64, 3] + SDFGrid + fit points),
   ``stack_geometries`` for batches and ``object_sdf`` to query them.
 """
 

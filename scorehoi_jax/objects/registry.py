@@ -65,13 +65,16 @@ class ObjectTemplate:
     k = min(NUM_FIT_POINTS, len(self.surface_points))
     return self.surface_points[farthest_point_sampling(self.surface_points, k)].astype(np.float32)
 
-  def geometry(self) -> ObjectGeometry:
-    """The JAX pytree (float32 template, SDF grid, fit points) for guidance and models."""
-    return ObjectGeometry(template=jnp.asarray(self.template, jnp.float32),
-                          sdf=SDFGrid(jnp.asarray(self.sdf.values, jnp.float32),
-                                      jnp.asarray(self.sdf.lo, jnp.float32),
-                                      jnp.asarray(self.sdf.hi, jnp.float32)),
-                          surface=jnp.asarray(self.fit_points))
+  def geometry(self, host: bool = False) -> ObjectGeometry:
+    """The JAX pytree (float32 template, SDF grid, fit points) for guidance and models.
+
+    host=True: NumPy arrays, to stack on the host and send with the call (no per-array transfer or jit).
+    """
+    xp = np if host else jnp
+    f32 = lambda a: xp.asarray(a, xp.float32)
+    return ObjectGeometry(template=f32(self.template), sdf=SDFGrid(f32(self.sdf.values), f32(self.sdf.lo),
+                                                                   f32(self.sdf.hi)),
+                          surface=f32(self.fit_points))
 
   @property
   def vertices(self) -> np.ndarray:
