@@ -48,6 +48,7 @@ def methods(names=None):
   reg.refine.use_diffusion = False
   fit = load_config("refine_reconstruct")  # The silhouette fit alone: where the guided sampling starts from.
   fit.refine.use_diffusion = False
+  fit.refine.final_pose_fit_steps = 0  # The fit alone: no polish after the (skipped) sampling either.
   all_ = {"regressor": reg, "scorehoi": load_config("refine_paper"), "mask fit only": fit,
           "scorehoi+mask": load_config("refine_reconstruct")}
   return {k: v for k, v in all_.items() if names is None or k in names}

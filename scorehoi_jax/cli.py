@@ -21,6 +21,10 @@ _REAL_DATASETS = ("behave", "intercap", "imhd")
 
 _REFINE_CONFIG_HELP = ("refine config: a shipped name (refine_paper, the paper's settings and the default; "
                        "refine_compat, the released code's) or the path of your own config file")
+# reconstruct and demo default to the paper's settings plus the user's masks.
+_RECONSTRUCT_CONFIG_HELP = ("refine config: a shipped name (refine_reconstruct, the default: the paper's settings "
+                            "plus the masks; refine_paper, the paper's alone; refine_compat, the released code's) "
+                            "or the path of your own config file")
 
 
 def _cmd_demo(args) -> int:
@@ -78,7 +82,7 @@ def _add_demo_and_reconstruct(sub) -> None:
   demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
   demo.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
   demo.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
-  demo.add_argument("--config", default=None, help=_REFINE_CONFIG_HELP)
+  demo.add_argument("--config", default=None, help=_RECONSTRUCT_CONFIG_HELP)
   demo.set_defaults(func=_cmd_demo)
   rec = sub.add_parser("reconstruct", help="image + masks + object -> human and object meshes (ScoreHOI)",
                        description="One image (three files), three folders matched by file stem, or a manifest. "
@@ -100,7 +104,7 @@ def _add_demo_and_reconstruct(sub) -> None:
   rec.add_argument("--object-scale", type=_scale_arg, default=None,
                    help="mesh files: a factor, or the file's unit (m, cm, mm)")
   rec.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
-  rec.add_argument("--config", default=None, help=_REFINE_CONFIG_HELP)
+  rec.add_argument("--config", default=None, help=_RECONSTRUCT_CONFIG_HELP)
   rec.add_argument("--body-model", default=None, help="SMPL-H-layout body model (default: the model's own)")
   rec.add_argument("--focal", type=_focal_arg, default=None,
                    help="focal length in pixels, F or FX,FY (default: max(width, height))")

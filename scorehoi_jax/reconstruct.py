@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -37,7 +38,8 @@ from scorehoi_jax import export_cache, jax_cache
 from scorehoi_jax.diffusion.image_evidence import (ImageEvidence, batched_mask_loss, fit_placement, fit_pose,
                                                    load_pose_hypotheses, mask_evidence_arrays)
 from scorehoi_jax.diffusion.losses import GuidanceWeights, estimate_ground_plane, plane_under_body
-from scorehoi_jax.diffusion.refine import RefineInputs, RefineOutput, RefineSettings, refine
+from scorehoi_jax.diffusion.refine import (RefineInputs, RefineOutput, RefineSettings, loss_terms, masks_from_probs,
+                                           refine)
 from scorehoi_jax.config import load_config
 from scorehoi_jax.diffusion.sampler import betas_stats_from_config, settings_from_config, weights_from_config
 from scorehoi_jax.diffusion.schedule import cosine_schedule
@@ -150,12 +152,22 @@ def floor_plane(x, batch, body, stats, settings: RefineSettings):
 
 
 BODY_POSE = slice(6, 132)  # Joints 1–21 (the body without the global orientation and the hands) in x.
-# The root's first 6D column (entries 0, 2, 4): negating it turns R into R·diag(−1, 1, −1), the body turned
-# 180° about its own vertical (rest-pose y) axis, the third column following from Gram–Schmidt.
-ROOT_TURN = jnp.array([0, 2, 4])
+# The root's 6D is R's first two columns interleaved: entries 0, 2, 4 are column 0, entries 1, 3, 5 column 1.
+ROOT_COL0, ROOT_COL1 = jnp.array([0, 2, 4]), jnp.array([1, 3, 5])
 HYPOTHESIS_STEPS = 100  # Pose-fit steps from every start before the best one is kept (fit_to_masks).
 HYPOTHESIS_SAMPLES = 128  # Mask pixel samples those short fits read (memory: [B·K, samples, points]).
 FINAL_FIT_LEARNING_RATE = 0.002  # Metres per Adam step of the pelvis re-fit after the sampling (final_fit_steps).
+
+
+def turn_root(x, angle: float):
+  """x with the body turned by ``angle`` (radians) about its own vertical (rest-pose y) axis: R → R·R_y(angle).
+
+  Column 1 (the body's up) stays; column 0 becomes cos·c0 − sin·c2 with c2 = c0 × c1 (x is orthonormal 6D, so
+  c2 is R's third column). angle = π is the old 180° turn, c0 → −c0.
+  """
+  c, s = round(math.cos(angle), 12), round(math.sin(angle), 12)  # Exact 0 and ±1 at the quarter turns.
+  c0, c1 = x[..., ROOT_COL0], x[..., ROOT_COL1]
+  return x.at[..., ROOT_COL0].set(c * c0 - s * jnp.cross(c0, c1))
 
 
 def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, settings: RefineSettings,
@@ -168,9 +180,9 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   run from the regressor's estimate with its body pose replaced by each hypothesis; each sample keeps
   the start whose silhouette then fits its masks best (lowest L_mask), the regressor's own included,
   and only that one takes the remaining steps. A local fit cannot turn a standing estimate into the
-  seated person of the photo; a fit from a seated start can. settings.pose_hypotheses_turned: every start
-  is also tried turned 180° about the body's own vertical axis (ROOT_TURN; 2K starts), for a person seen
-  from the side whom the regressor faces the wrong way, which no local fit undoes either.
+  seated person of the photo; a fit from a seated start can. settings.root_turns = n: every start is also
+  tried turned by 360°·j/n (j = 1 … n − 1) about the body's own vertical axis (turn_root; nK starts), for a
+  person whom the regressor faces the wrong way or sees from the wrong side, which no local fit undoes either.
 
   fit_body, fit_template [B, P, 3] (ObjectGeometry.surface): the denser body and object points the long
   stage projects (default: body, template); the short fits of the many starts keep the sparse ones (memory).
@@ -196,9 +208,10 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   if k > 1:  # [B, K, 331] → [B·K, 331], row b·K + 0 the regressor's own start.
     xs = jnp.broadcast_to(x[:, None], (b, k, x.shape[-1]))
     x = xs.at[:, 1:, BODY_POSE].set(jnp.broadcast_to(hypotheses.reshape(k - 1, -1)[None], (b, k - 1, 126)))
-    if settings.pose_hypotheses_turned:  # Each start also turned 180° about the body's own vertical axis.
-      x = jnp.concatenate([x, x.at[..., ROOT_TURN].multiply(-1.0)], axis=1)
-      k *= 2
+    if settings.root_turns > 1:  # Each start also turned about the body's own vertical axis, the unturned first.
+      n = settings.root_turns
+      x = jnp.concatenate([turn_root(x, 2.0 * math.pi * j / n) if j else x for j in range(n)], axis=1)
+      k *= n
     x = x.reshape(b * k, -1)
     evidence = jax.tree.map(lambda a: jnp.repeat(a, k, axis=0), evidence)
     starts = jnp.repeat(template, k, axis=0)
@@ -222,6 +235,30 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     x, evidence = pose_fit(x, evidence, template if fit_template is None else fit_template, steps,
                            body if fit_body is None else fit_body)
   return x, evidence
+
+
+def polish(res: RefineOutput, inputs: RefineInputs, body, stats: BetasStats, weights: GuidanceWeights,
+           settings: RefineSettings, fit_body, outline) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """(x [B, 331], cam_trans [B, 3]): the refined x̃0 polished by settings.final_pose_fit_steps Adam steps.
+
+  The loss is the long silhouette fit's (L_mask on fit_body and the outline, fit_to_masks) plus L_P / λ_mask
+  with the last round's contact masks (the guidance's own terms in the guidance's own balance: L_P already
+  weighs L_mask by λ_mask) and final_pose_fit_prior·‖x − x̃0‖². The guided sampling pulls the pose toward
+  the learned distribution and the silhouette drifts off the masks; a fit on L_mask alone would undo the
+  contacts and the penetration the guidance fixed.
+  """
+  masks = masks_from_probs(tuple(p[-1] for p in res.contacts), settings)
+  w_mask = jnp.maximum(weights.lambda_mask, 1e-6)
+
+  def physical(x):  # L_P without its mask term (the fit reads the denser one), in units of L_mask.
+    terms, _ = loss_terms(x, masks, inputs, body, stats, weights, settings)
+    return (terms.total - weights.lambda_mask * terms.mask) / w_mask
+
+  decode = lambda x: (lambda d: (d.human_points, d.object_points))(
+      decode_x(x, fit_body, outline, stats, settings.hand_mean))
+  x, cam = fit_pose(res.x0, decode, inputs.evidence, settings.final_pose_fit_steps, settings.final_pose_fit_prior,
+                    extra=physical)
+  return orthonormalize_x(x), cam
 
 
 def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: int, image_cond: str = "pooled",
@@ -266,6 +303,10 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
                           evidence=evidence)
     res = refine_impl(variables["denoiser"], inputs, body, stats, weights, denoiser=nets.denoiser,
                       contact_fn=contact_fn, settings=settings, alphas_cumprod=alphas)
+    if settings.final_pose_fit_steps:  # All of x back onto the masks, L_P kept (polish).
+      x_polished, cam_trans = polish(res, inputs, body, stats, weights, settings, dense_body, outline)
+      res = res._replace(x0=x_polished, decoded=decode_x(x_polished, body, objects.template, stats, settings.hand_mean))
+      evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
     if settings.final_fit_steps:  # The pelvis back onto the masks: the pair moves as one (RefineSettings).
       fitted = decode_x(res.x0, dense_body, outline, stats, settings.hand_mean)
       cam_trans, _ = fit_placement(fitted.human_points, fitted.object_points, evidence, settings.final_fit_steps,

@@ -1,5 +1,7 @@
 """The image-evidence term L_mask (diffusion/image_evidence.py) and its placement fit."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,6 +135,72 @@ def test_pose_fit_brings_a_displaced_limb_back_and_its_prior_holds_it():
   np.testing.assert_allclose(np.asarray(held), np.asarray(x0), atol=2e-3)
 
 
+def test_pose_fit_adds_the_extra_terms_it_is_given():
+  """fit_pose(extra=…): a quadratic pull toward a target wins over the masks when it is strong; without it the
+  limb goes back into its mask (the polish after the sampling passes L_P this way)."""
+  human, uv_h = _points(6)
+  obj, uv_o = _points(7, 20)
+  ev = _evidence(_mask_of(uv_h), _mask_of(uv_o))
+  limb = jnp.asarray((np.arange(len(human)) % 3 == 0)[:, None], jnp.float32)
+  decode = lambda x: (jnp.asarray(human)[None] + x[:, None, :] * limb[None], jnp.asarray(obj)[None])
+  target = jnp.asarray([[0.08, 0.0, 0.0]], jnp.float32)
+  pull = lambda x: 1e3 * jnp.sum((x - target) ** 2, -1)
+  x0 = jnp.zeros((1, 3), jnp.float32)
+  fit = jax.jit(fit_pose, static_argnums=(1, 3, 6))
+  pulled, _ = fit(x0, decode, ev, 300, 1e-3, 0.01, pull)
+  np.testing.assert_allclose(np.asarray(pulled), np.asarray(target), atol=5e-3)
+  free, _ = fit(target, decode, ev, 300, 1e-3, 0.01, None)
+  assert np.linalg.norm(np.asarray(free)) < 0.3 * float(target[0, 0])
+
+
+def test_polish_keeps_the_last_rounds_contacts_in_its_loss():
+  """reconstruct.polish: the hand and the object 25 cm apart in depth (where the masks cannot tell). With the
+  last round's contact masks on for the hand and the object, L_ho in the polish's loss closes the gap; with
+  them on only in an earlier round, nothing pulls and the gap stays."""
+  from scipy.spatial.transform import Rotation
+  from scorehoi_jax.diffusion.losses import GuidanceWeights
+  from scorehoi_jax.diffusion.refine import RefineInputs, RefineOutput, RefineSettings
+  from scorehoi_jax.diffusion.xpack import OBJ_TRANS, decode_x, default_betas_stats
+  from scorehoi_jax.objects import get_object
+  from scorehoi_jax.objects.geometry import stack_geometries
+  from scorehoi_jax.reconstruct import make_bodies, polish
+
+  with np.load(POSE_HYPOTHESES) as z:
+    stand = z["body6d"][list(z["names"]).index("stand")]
+  stats, body = default_betas_stats(), make_bodies().guidance
+  obj = get_object("boxtiny")
+  geo = stack_geometries([obj.geometry()])
+  facing = Rotation.from_euler("x", 180, degrees=True).as_matrix()  # Facing the camera.
+  x = np.array(_x_with(facing, stand))
+  human = np.asarray(decode_x(jnp.asarray(x), body, geo.template, stats).human_points)[0]
+  hand = np.argsort(human[:, 0])[:8]  # The 8 vertices farthest along −x: one hand's side.
+  tip = human[hand].mean(0)
+  x[0, OBJ_TRANS] = tip + [0.0, 0.0, -0.25]  # 25 cm nearer the camera than the hand.
+  x = jnp.asarray(x)
+  size, focal, pp, cam = 64, np.array([90.0, 90.0], np.float32), np.array([31.5, 31.5], np.float32), [0.0, 0.0, 3.0]
+  ev = _evidence_of(decode_x(x, body, geo.template, stats), size, focal, pp, cam)
+  on_h = np.zeros((1, human.shape[0]), np.float32)
+  on_h[0, hand] = 1.0
+  on, off = (jnp.asarray(on_h), jnp.ones((1, 64))), (jnp.zeros((1, human.shape[0])), jnp.zeros((1, 64)))
+  settings = RefineSettings(use_mask=True, floor="body", final_pose_fit_steps=150, final_pose_fit_prior=1e-3)
+  weights = GuidanceWeights(lambda_mask=1.0, lambda_of=0.0).as_arrays()
+  inputs = RefineInputs(x_init=x, objects=geo, evidence=ev)
+
+  def gap(first, last):
+    contacts = tuple(jnp.stack([a, b]) for a, b in zip(first + (jnp.zeros((1, 64)),), last + (jnp.zeros((1, 64)),)))
+    res = RefineOutput(x, None, contacts, None, None, None)
+    polished, _ = polish(res, inputs, body, stats, weights, settings, body, geo.template)
+    d = decode_x(polished, body, geo.template, stats)
+    h, o = np.asarray(d.human_points)[0, hand], np.asarray(d.object_points)[0]
+    return np.linalg.norm(h[:, None] - o[None], axis=-1).min()
+
+  before = np.linalg.norm(human[hand][:, None] - (np.asarray(geo.template)[0] + tip + [0, 0, -0.25])[None],
+                          axis=-1).min()
+  assert before > 0.05
+  assert gap(off, on) < 0.5 * before
+  assert gap(on, off) > 0.8 * before
+
+
 def _evidence_of(decoded, size, focal, pp, cam):
   """ImageEvidence of the masks a decoded x draws: its human and object points projected, dilated by 2 px."""
   from scorehoi_jax.models.contact_former import project_to_pixels
@@ -155,8 +223,9 @@ def _x_with(root, pose6d):
   x = np.zeros((1, 331), np.float32)
   x[0, :6] = np.asarray(matrix_to_rot6d(jnp.asarray(root, jnp.float32)))
   x[0, BODY_POSE] = pose6d.reshape(-1)
-  x[0, 6 + 21 * 6:312] = np.tile([1, 0, 0, 0, 1, 0], 30)  # Hands: identity rotations.
-  x[0, 312:318] = [1, 0, 0, 0, 1, 0]
+  eye = np.asarray(matrix_to_rot6d(jnp.eye(3)))  # The 6D layout interleaves the two columns.
+  x[0, 6 + 21 * 6:312] = np.tile(eye, 30)  # Hands: identity rotations.
+  x[0, 312:318] = eye
   x[0, 318:321] = [0.0, 0.3, 0.2]
   x[0, 321:] = 0.5  # Normalised betas of 0 (bounds ±3).
   return jnp.asarray(x)
@@ -165,7 +234,6 @@ def _x_with(root, pose6d):
 def test_pose_hypotheses_pick_the_start_whose_silhouette_fills_the_masks():
   """A seated person's masks, a standing estimate: the fit's starts include each pose class's typical pose,
   and the seated one must win on L_mask (with the hypotheses off, the standing estimate stays)."""
-  import dataclasses
   from scipy.spatial.transform import Rotation
   from scorehoi_jax.diffusion.refine import RefineSettings
   from scorehoi_jax.diffusion.xpack import decode_x, default_betas_stats
@@ -189,23 +257,24 @@ def test_pose_hypotheses_pick_the_start_whose_silhouette_fills_the_masks():
   np.testing.assert_array_equal(np.asarray(kept), np.asarray(start))
 
 
-def test_turned_start_is_the_body_turned_about_its_own_vertical_axis():
-  """Negating ROOT_TURN's 6D entries gives R·diag(−1, 1, −1) (SciPy reference), for any root rotation R."""
+@pytest.mark.parametrize("degrees", [90.0, 180.0, 270.0, -37.0])
+def test_turned_start_is_the_body_turned_about_its_own_vertical_axis(degrees):
+  """turn_root(x, θ) decodes to R·R_y(θ) (SciPy reference), for any root rotation R."""
   from scipy.spatial.transform import Rotation
   from scorehoi_jax.diffusion.xpack import matrix_to_rot6d
   from scorehoi_jax.geometry.rotations import rot6d_to_matrix
-  from scorehoi_jax.reconstruct import ROOT_TURN
+  from scorehoi_jax.reconstruct import turn_root
   r = Rotation.random(5, random_state=3).as_matrix()
-  x = np.array(matrix_to_rot6d(jnp.asarray(r, jnp.float32)))
-  x[:, np.asarray(ROOT_TURN)] *= -1.0
-  np.testing.assert_allclose(np.asarray(rot6d_to_matrix(jnp.asarray(x))), r @ np.diag([-1.0, 1.0, -1.0]), atol=1e-6)
-  half_turn = Rotation.from_euler("y", 180, degrees=True).as_matrix()  # About the rest pose's vertical.
-  np.testing.assert_allclose(r @ np.diag([-1.0, 1.0, -1.0]), r @ half_turn, atol=1e-12)
+  x = matrix_to_rot6d(jnp.asarray(r, jnp.float32))
+  turned = np.asarray(rot6d_to_matrix(turn_root(x, np.deg2rad(degrees))))
+  np.testing.assert_allclose(turned, r @ Rotation.from_euler("y", degrees, degrees=True).as_matrix(), atol=1e-6)
 
 
-def test_turned_hypotheses_find_a_person_the_estimate_faces_the_wrong_way():
-  """Seated masks of a person turned 180° from the standing estimate: only the turned starts hold the right
-  pose *and* facing; pose_hypotheses_turned must pick the turned seated start."""
+@pytest.mark.parametrize("degrees, turns", [(180.0, 2), (90.0, 4), (270.0, 4)])
+def test_turned_hypotheses_find_a_person_the_estimate_faces_the_wrong_way(degrees, turns):
+  """Seated masks of a person turned by ``degrees`` from the standing estimate (seen from the front): only
+  the start turned that far holds the right pose *and* facing; root_turns = ``turns`` must pick it, and
+  fewer turns that miss the angle must not."""
   from scipy.spatial.transform import Rotation
   from scorehoi_jax.diffusion.refine import RefineSettings
   from scorehoi_jax.diffusion.xpack import decode_x, default_betas_stats, matrix_to_rot6d
@@ -215,21 +284,22 @@ def test_turned_hypotheses_find_a_person_the_estimate_faces_the_wrong_way():
     hyps, names = z["body6d"], list(z["names"])
   stats, body = default_betas_stats(), make_bodies().guidance
   size, focal, pp, cam = 64, np.array([90.0, 90.0], np.float32), np.array([31.5, 31.5], np.float32), [0.0, 0.0, 3.0]
-  facing = Rotation.from_euler("xy", [180, 70], degrees=True).as_matrix()  # Seen nearly from the side.
-  turned = facing @ np.diag([-1.0, 1.0, -1.0])
+  facing = Rotation.from_euler("xy", [180, 10], degrees=True).as_matrix()  # Nearly facing the camera.
+  turned = facing @ Rotation.from_euler("y", degrees, degrees=True).as_matrix()
 
   template = jnp.zeros((1, 64, 3))
   true = decode_x(_x_with(turned, hyps[names.index("sit")]), body, template, stats)
   ev = _evidence_of(true, size, focal, pp, cam)
   start = _x_with(facing, hyps[names.index("stand")])
-  s = RefineSettings(use_mask=True, pose_hypotheses=True, pose_hypotheses_turned=True)
+  s = RefineSettings(use_mask=True, pose_hypotheses=True, root_turns=turns)
   x, _ = fit_to_masks(start, ev, template, body, stats, s, jnp.asarray(hyps))
   np.testing.assert_allclose(np.asarray(x)[0, BODY_POSE], hyps[names.index("sit")].reshape(-1), atol=1e-6)
   np.testing.assert_allclose(np.asarray(x)[0, :6], np.asarray(matrix_to_rot6d(jnp.asarray(turned, jnp.float32))),
                              atol=1e-5)
-  unturned, _ = fit_to_masks(start, ev, template, body, stats, RefineSettings(use_mask=True, pose_hypotheses=True),
+  for fewer in (1, 2) if turns == 4 else (1,):
+    missed, _ = fit_to_masks(start, ev, template, body, stats, dataclasses.replace(s, root_turns=fewer),
                              jnp.asarray(hyps))
-  np.testing.assert_allclose(np.asarray(unturned)[0, :6], np.asarray(start)[0, :6], atol=1e-6)  # Never turned.
+    assert np.abs(np.asarray(missed)[0, :6] - np.asarray(matrix_to_rot6d(jnp.asarray(turned, jnp.float32)))).max() > 0.5
 
 
 def test_coverage_and_its_gradient_match_the_all_pairs_minimum():

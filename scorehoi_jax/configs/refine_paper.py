@@ -66,8 +66,10 @@ def get_config(arg=None):
       pose_fit_steps=0,  # Then a silhouette fit of all of x (image_evidence.fit_pose) ...
       pose_fit_prior=1.0,  # ... with this weight on ‖x − x_start‖².
       pose_hypotheses=False,  # ... also from each pose class's typical pose; the best silhouette wins.
-      pose_hypotheses_turned=False,  # ... and from each of those turned 180° about the body's vertical axis.
-      final_fit_steps=0,  # After the sampling: the pelvis position alone re-fitted to the masks.
+      root_turns=1,  # ... and from each of those turned by k·360°/root_turns about the body's vertical axis.
+      final_pose_fit_steps=0,  # After the sampling: all of x polished on L_mask + L_P / λ_mask ...
+      final_pose_fit_prior=1.0,  # ... with this weight on ‖x − x̃0‖²;
+      final_fit_steps=0,  # then the pelvis position alone re-fitted to the masks.
       # Schedules (diffusion/refine.py docstring; the defaults are the paper's): λ(t) shape per term, e.g.
       # {"pt": "linear"} with guidance.lambda_end.pt the value at t = 0; K guidance corrections per step;
       # DDIM η > 0 (guidance.eta, guidance.seed).

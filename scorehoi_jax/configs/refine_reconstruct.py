@@ -6,8 +6,9 @@ beyond the paper, design.md §11): first the pelvis and the object are placed on
 their masks (refine.fit_steps Adam steps on L_mask, pose fixed), then the whole
 of x is fitted to the silhouettes with a weak pull toward the network's estimate
 (refine.pose_fit_steps, refine.pose_fit_prior; image_evidence.fit_pose), then
-L_mask joins L_P with weight guidance.lambda_mask during the guided sampling, and
-finally the pelvis position alone is re-fitted to the masks (refine.final_fit_steps).
+L_mask joins L_P with weight guidance.lambda_mask during the guided sampling; after
+it all of x is polished on L_mask + L_P (refine.final_pose_fit_steps), and finally the pelvis position alone
+is re-fitted to the masks (refine.final_fit_steps).
 Measured effect: experiments/results/alignment.md.
 
   scorehoi reconstruct --image photo.jpg --human-mask h.png --object-mask o.png --object chairwood --out res
@@ -29,10 +30,19 @@ def get_config(arg=None):
   cfg.refine.pose_fit_prior = 0.001
   # Starts from each pose class's typical pose as well (the seated person the regressor sees standing).
   cfg.refine.pose_hypotheses = True
-  # ... each also turned 180° about the body's vertical axis (a side view the regressor faces the wrong
-  # way): 200 capture test frames, human / object IoU, pelvis px: 0.663 / 0.608 / 6.6 → 0.684 / 0.612 / 5.5.
-  cfg.refine.pose_hypotheses_turned = True
-  # After the guided sampling, the pelvis alone back onto the masks (the refined pair moves as one, so no 3D
+  # ... each also turned about the body's vertical axis, by 180° (a person the regressor faces the wrong
+  # way; 200 capture test frames, human / object IoU, pelvis px: 0.663 / 0.608 / 6.6 → 0.684 / 0.612 / 5.5)
+  # and by ±90° (seen from the side; first 40 capture test frames, paired against 2 turns: human IoU +0.014
+  # [−0.000, +0.030], CD human −1.20 [−2.34, −0.05] cm, F1 +0.041 [−0.025, +0.114]).
+  cfg.refine.root_turns = 4
+  # After the guided sampling, all of x polished on L_mask + L_P / λ_mask with the last round's contact masks
+  # (reconstruct.polish). First 40 capture test frames, paired against no polish (both with 4 turns): human IoU
+  # +0.009 [−0.004, +0.021], CD human −0.23 [−0.54, +0.11] cm, CD object −0.73 [−1.68, +0.21] cm, contact F1
+  # 0.491 → 0.592 (+0.102 [+0.048, +0.169]), penetration +0.34 [−0.04, +0.71] mm; 100 steps at prior 0.01
+  # (2 turns) kept the IoU (−0.003) and gained F1 +0.078. Cost: 1.5 s per frame at batch 40.
+  cfg.refine.final_pose_fit_steps = 200
+  cfg.refine.final_pose_fit_prior = 0.001
+  # Then the pelvis alone back onto the masks (the refined pair moves as one, so no 3D
   # metric changes). 40 capture test frames, paired: object IoU +0.036 [+0.023, +0.050], human −0.006
   # [−0.013, +0.000], pelvis +0.5 px; fitting to the human mask alone: human +0.007, object −0.016.
   cfg.refine.final_fit_steps = 60

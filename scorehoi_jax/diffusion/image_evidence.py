@@ -156,19 +156,21 @@ def _adam(loss, params, steps: int, learning_rate: float):
   return p
 
 
-def fit_pose(x, decode, ev: ImageEvidence, steps: int, prior: float, learning_rate: float = 0.01):
+def fit_pose(x, decode, ev: ImageEvidence, steps: int, prior: float, learning_rate: float = 0.01, extra=None):
   """(x [B, 331], cam_trans [B, 3]) fitted to the masks: an SMPLify-style stage on silhouettes.
 
-  Adam on L_mask + prior·‖x − x_start‖² over all of x (body and hand rotations, betas, the object's
-  rotation and translation) and the pelvis position, from the placement fit's result. The prior keeps
-  the pose near the network's (a silhouette alone does not fix a pose); the guided refinement that
-  follows pulls the fit back toward the learned pose distribution. decode(x) -> (human [B, Nh, 3],
-  object [B, K, 3]) pelvis-centred; ``steps`` is static.
+  Adam on L_mask + prior·‖x − x_start‖² (+ extra(x) [B]) over all of x (body and hand rotations, betas,
+  the object's rotation and translation) and the pelvis position, from the placement fit's result. The
+  prior keeps the pose near the network's (a silhouette alone does not fix a pose); the guided refinement
+  that follows pulls the fit back toward the learned pose distribution. decode(x) -> (human [B, Nh, 3],
+  object [B, K, 3]) pelvis-centred; ``steps`` is static. extra: more terms, e.g. the physical L_P of the
+  polish after the sampling (reconstruct.polish).
   """
   def loss(p):
     human, obj = decode(p["x"])
     fit = batched_mask_loss(human, obj, ev, p["cam"])
-    return jnp.sum(fit + prior * jnp.sum((p["x"] - x) ** 2, -1))
+    more = 0.0 if extra is None else extra(p["x"])
+    return jnp.sum(fit + prior * jnp.sum((p["x"] - x) ** 2, -1) + more)
 
   p = _adam(loss, {"x": x, "cam": ev.cam_trans}, steps, learning_rate)
   return p["x"], p["cam"]

@@ -101,13 +101,19 @@ class RefineSettings:
   # The fits also start from each pose class's typical body pose (assets/pose_hypotheses.npz); each sample
   # keeps the start whose silhouette fits best (reconstruct.fit_to_masks).
   pose_hypotheses: bool = False
-  # ... and each of those starts turned 180° about the body's vertical axis (a person seen from the side
-  # whom the regressor faces the wrong way): twice the starts.
-  pose_hypotheses_turned: bool = False
+  # ... and each of those starts turned about the body's vertical axis by every multiple of 360°/root_turns
+  # (2: also 180°, for a person whom the regressor faces the wrong way; 4: also ±90°, seen from the side):
+  # root_turns times the starts.
+  root_turns: int = 1
   # After the guided sampling, final_fit_steps Adam steps move the pelvis position (cam_trans) alone onto the
   # masks, the refined x fixed: the sampling's changes of pose shift the silhouette, and the pair moves as one,
   # so every pelvis-relative or aligned 3D metric stays as it was (reconstruct.make_reconstruct_fn).
   final_fit_steps: int = 0
+  # Before that, final_pose_fit_steps Adam steps polish all of x on L_mask + L_P/λ_mask (the last round's
+  # contact masks) + final_pose_fit_prior·‖x − x̃0‖² (reconstruct.polish): the silhouette the sampling gave
+  # back, with the physical terms kept in the loss so the fit does not undo them.
+  final_pose_fit_steps: int = 0
+  final_pose_fit_prior: float = 1.0
   # Schedules (module docstring): λ(t) shapes per term, K guidance corrections per step, DDIM η > 0.
   term_schedules: tuple = ()  # ((term, 'constant' | 'linear' | 'cosine'), ...), term in TERM_NAMES.
   grad_steps: int = 1
@@ -134,12 +140,14 @@ class RefineSettings:
     if len(thr) not in (1, 3) or not all(isinstance(t, float) and 0.0 <= t < 1.0 for t in thr):
       raise ValueError(f"RefineSettings.mask_threshold={self.mask_threshold!r}; expected a float in [0, 1) or "
                        "a (human, object, floor) tuple of them.")
-    if self.pose_hypotheses_turned and not self.pose_hypotheses:
-      raise ValueError("RefineSettings.pose_hypotheses_turned turns the pose hypotheses: it needs "
-                       "pose_hypotheses=True.")
-    if (self.fit_steps or self.pose_fit_steps or self.pose_hypotheses or self.final_fit_steps) and not self.use_mask:
-      raise ValueError("RefineSettings.fit_steps / pose_fit_steps / pose_hypotheses / final_fit_steps need "
-                       "use_mask=True (they fit to the masks).")
+    if self.root_turns < 1:
+      raise ValueError(f"RefineSettings.root_turns must be >= 1, got {self.root_turns}.")
+    if self.root_turns > 1 and not self.pose_hypotheses:
+      raise ValueError("RefineSettings.root_turns > 1 turns the pose hypotheses: it needs pose_hypotheses=True.")
+    if (self.fit_steps or self.pose_fit_steps or self.pose_hypotheses or self.final_fit_steps
+        or self.final_pose_fit_steps) and not self.use_mask:
+      raise ValueError("RefineSettings.fit_steps / pose_fit_steps / pose_hypotheses / final_fit_steps / "
+                       "final_pose_fit_steps need use_mask=True (they fit to the masks).")
     if self.grad_steps < 1:
       raise ValueError(f"RefineSettings.grad_steps must be >= 1, got {self.grad_steps}.")
     if self.grad_steps > 1 and self.through_denoiser:

@@ -52,8 +52,11 @@ def settings_from_config(cfg, model_config=None) -> RefineSettings:
       use_mask=bool(r.get("use_mask", False)), fit_steps=int(r.get("fit_steps", 0)),
       pose_fit_steps=int(r.get("pose_fit_steps", 0)), pose_fit_prior=float(r.get("pose_fit_prior", 1.0)),
       pose_hypotheses=bool(r.get("pose_hypotheses", False)),
-      pose_hypotheses_turned=bool(r.get("pose_hypotheses_turned", False)),
+      # Configs written before root_turns said pose_hypotheses_turned (True: 180°, two turns).
+      root_turns=int(r.get("root_turns", 2 if r.get("pose_hypotheses_turned", False) else 1)),
       final_fit_steps=int(r.get("final_fit_steps", 0)),
+      final_pose_fit_steps=int(r.get("final_pose_fit_steps", 0)),
+      final_pose_fit_prior=float(r.get("final_pose_fit_prior", 1.0)),
       term_schedules=tuple(sorted((str(k), str(v)) for k, v in dict(r.get("term_schedules", {})).items())),
       grad_steps=int(r.get("grad_steps", 1)), stochastic=bool(r.get("stochastic", False)),
       trace=bool(r.get("trace", False)), trace_x0=bool(r.get("trace_x0", False)))
