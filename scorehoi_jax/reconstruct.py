@@ -38,8 +38,8 @@ from scorehoi_jax import export_cache, jax_cache
 from scorehoi_jax.diffusion.image_evidence import (ImageEvidence, batched_mask_loss, fit_placement, fit_pose,
                                                    load_pose_hypotheses, mask_evidence_arrays)
 from scorehoi_jax.diffusion.losses import GuidanceWeights, estimate_ground_plane, plane_under_body
-from scorehoi_jax.diffusion.refine import (RefineInputs, RefineOutput, RefineSettings, loss_terms, masks_from_probs,
-                                           refine)
+from scorehoi_jax.diffusion.refine import (RefineInputs, RefineOutput, RefineSettings, masks_from_probs,
+                                           physical_terms, refine)
 from scorehoi_jax.config import load_config
 from scorehoi_jax.diffusion.sampler import betas_stats_from_config, settings_from_config, weights_from_config
 from scorehoi_jax.diffusion.schedule import cosine_schedule
@@ -159,6 +159,12 @@ HYPOTHESIS_SAMPLES = 128  # Mask pixel samples those short fits read (memory: [B
 FINAL_FIT_LEARNING_RATE = 0.002  # Metres per Adam step of the pelvis re-fit after the sampling (final_fit_steps).
 
 
+def project_points(x, body, template, stats: BetasStats, settings: RefineSettings):
+  """(human [B, Nh, 3], object [B, K, 3]) of x, pelvis-centred: what the silhouette fits project."""
+  d = decode_x(x, body, template, stats, settings.hand_mean)
+  return d.human_points, d.object_points
+
+
 def turn_root(x, angle: float):
   """x with the body turned by ``angle`` (radians) about its own vertical (rest-pose y) axis: R → R·R_y(angle).
 
@@ -188,8 +194,7 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   stage projects (default: body, template); the short fits of the many starts keep the sparse ones (memory).
   """
   def points(x_, tmpl, b=body):
-    d = decode_x(x_, b, tmpl, stats, settings.hand_mean)
-    return d.human_points, d.object_points
+    return project_points(x_, b, tmpl, stats, settings)
 
   def pose_fit(x_, ev, tmpl, steps, b=body):  # The pose, the shape and the object too (silhouette fit).
     x_fit, cam = fit_pose(x_, lambda v: points(v, tmpl, b), ev, steps, settings.pose_fit_prior)
@@ -210,7 +215,7 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     x = xs.at[:, 1:, BODY_POSE].set(jnp.broadcast_to(hypotheses.reshape(k - 1, -1)[None], (b, k - 1, 126)))
     if settings.root_turns > 1:  # Each start also turned about the body's own vertical axis, the unturned first.
       n = settings.root_turns
-      x = jnp.concatenate([turn_root(x, 2.0 * math.pi * j / n) if j else x for j in range(n)], axis=1)
+      x = jnp.concatenate([turn_root(x, 2.0 * math.pi * j / n) for j in range(n)], axis=1)  # j = 0: x itself.
       k *= n
     x = x.reshape(b * k, -1)
     evidence = jax.tree.map(lambda a: jnp.repeat(a, k, axis=0), evidence)
@@ -251,11 +256,9 @@ def polish(res: RefineOutput, inputs: RefineInputs, body, stats: BetasStats, wei
   w_mask = jnp.maximum(weights.lambda_mask, 1e-6)
 
   def physical(x):  # L_P without its mask term (the fit reads the denser one), in units of L_mask.
-    terms, _ = loss_terms(x, masks, inputs, body, stats, weights, settings)
-    return (terms.total - weights.lambda_mask * terms.mask) / w_mask
+    return physical_terms(x, masks, inputs, body, stats, weights, settings)[0].total / w_mask
 
-  decode = lambda x: (lambda d: (d.human_points, d.object_points))(
-      decode_x(x, fit_body, outline, stats, settings.hand_mean))
+  decode = lambda x: project_points(x, fit_body, outline, stats, settings)
   x, cam = fit_pose(res.x0, decode, inputs.evidence, settings.final_pose_fit_steps, settings.final_pose_fit_prior,
                     extra=physical)
   return orthonormalize_x(x), cam
@@ -308,9 +311,8 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
       res = res._replace(x0=x_polished, decoded=decode_x(x_polished, body, objects.template, stats, settings.hand_mean))
       evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
     if settings.final_fit_steps:  # The pelvis back onto the masks: the pair moves as one (RefineSettings).
-      fitted = decode_x(res.x0, dense_body, outline, stats, settings.hand_mean)
-      cam_trans, _ = fit_placement(fitted.human_points, fitted.object_points, evidence, settings.final_fit_steps,
-                                   FINAL_FIT_LEARNING_RATE, move_object=False)
+      cam_trans, _ = fit_placement(*project_points(res.x0, dense_body, outline, stats, settings), evidence,
+                                   settings.final_fit_steps, FINAL_FIT_LEARNING_RATE, move_object=False)
     # Final refiner (CRFormer) on the refined estimate, with contacts re-predicted on it.
     dec = decode_x(res.x0, body, batch["object_template"], stats, settings.hand_mean)
     cf = nets.net.contact_former.apply({"params": net_vars["params"]["contact_former"]}, fmap, dec.human_points,

@@ -206,9 +206,9 @@ def head_thresholds(threshold) -> tuple[float, float, float]:
   return tuple(threshold) if isinstance(threshold, tuple) else (threshold,) * 3
 
 
-def loss_terms(x0, masks, inputs: RefineInputs, body_model, stats, weights: GuidanceWeights,
-                settings: RefineSettings) -> tuple[LossTerms, Decoded]:
-  """Per-sample L_P [B] at x0 (decoded on body_model) and the decoded geometry."""
+def physical_terms(x0, masks, inputs: RefineInputs, body_model, stats, weights: GuidanceWeights,
+                   settings: RefineSettings) -> tuple[LossTerms, Decoded]:
+  """Per-sample L_P [B] at x0 without the image evidence (L_ho, L_of, L_pt) and the decoded geometry."""
   dec = decode_x(x0, body_model, inputs.objects.template, stats, settings.hand_mean)
   b = x0.shape[0]
   weights = dataclasses.replace(weights, **{k: None for k in SCHEDULE_FIELDS})  # The loss reads none of these.
@@ -225,11 +225,20 @@ def loss_terms(x0, masks, inputs: RefineInputs, body_model, stats, weights: Guid
 
   terms = jax.vmap(one)(dec.human_points, dec.object_points, dec.obj_rotmat, dec.obj_trans,
                         inputs.objects.sdf, *masks, w, plane)
+  return terms, dec
+
+
+def loss_terms(x0, masks, inputs: RefineInputs, body_model, stats, weights: GuidanceWeights,
+               settings: RefineSettings) -> tuple[LossTerms, Decoded]:
+  """Per-sample L_P [B] at x0 (decoded on body_model) and the decoded geometry: physical_terms, plus
+  λ_mask·L_mask with settings.use_mask."""
+  terms, dec = physical_terms(x0, masks, inputs, body_model, stats, weights, settings)
   if settings.use_mask:
     if inputs.evidence is None:
       raise ValueError("refine: settings.use_mask=True but RefineInputs.evidence is None.")
     m = batched_mask_loss(dec.human_points, dec.object_points, inputs.evidence)
-    terms = terms._replace(mask=m, total=terms.total + w.lambda_mask * m)
+    lam = jnp.broadcast_to(jnp.asarray(weights.lambda_mask, jnp.float32), m.shape)
+    terms = terms._replace(mask=m, total=terms.total + lam * m)
   return terms, dec
 
 
