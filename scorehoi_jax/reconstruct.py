@@ -43,7 +43,7 @@ from scorehoi_jax.diffusion.refine import (RefineInputs, RefineOutput, RefineSet
 from scorehoi_jax.config import load_config
 from scorehoi_jax.diffusion.sampler import betas_stats_from_config, settings_from_config, weights_from_config
 from scorehoi_jax.diffusion.schedule import cosine_schedule
-from scorehoi_jax.diffusion.xpack import (OBJ_TRANS, BetasStats, XParams, decode_params, decode_x,
+from scorehoi_jax.diffusion.xpack import (OBJ_ROT, OBJ_TRANS, BetasStats, XParams, decode_params, decode_x,
                                           default_betas_stats, orthonormalize_x, pack_x)
 from scorehoi_jax.model_store import TrainedModel, check_variables
 from scorehoi_jax.models.build import Networks, build_networks
@@ -165,15 +165,23 @@ def project_points(x, body, template, stats: BetasStats, settings: RefineSetting
   return d.human_points, d.object_points
 
 
-def turn_root(x, angle: float):
+def turn_root(x, angle: float, offset: int = 0):
   """x with the body turned by ``angle`` (radians) about its own vertical (rest-pose y) axis: R → R·R_y(angle).
 
   Column 1 (the body's up) stays; column 0 becomes cos·c0 − sin·c2 with c2 = c0 × c1 (x is orthonormal 6D, so
-  c2 is R's third column). angle = π is the old 180° turn, c0 → −c0.
+  c2 is R's third column). angle = π is the old 180° turn, c0 → −c0. offset: where the 6D sits in x (0: the
+  root; OBJ_ROT.start: the object, whose template is +y up too, turn_object).
   """
   c, s = round(math.cos(angle), 12), round(math.sin(angle), 12)  # Exact 0 and ±1 at the quarter turns.
-  c0, c1 = x[..., ROOT_COL0], x[..., ROOT_COL1]
-  return x.at[..., ROOT_COL0].set(c * c0 - s * jnp.cross(c0, c1))
+  col0, col1 = ROOT_COL0 + offset, ROOT_COL1 + offset
+  c0, c1 = x[..., col0], x[..., col1]
+  return x.at[..., col0].set(c * c0 - s * jnp.cross(c0, c1))
+
+
+def turn_object(x, angle: float):
+  """x with the object turned by ``angle`` about its template's vertical (+y) axis through the template's origin
+  (the footprint's centre: objects are centred in x and z, objects/procedural.py): R_o → R_o·R_y(angle)."""
+  return turn_root(x, angle, OBJ_ROT.start)
 
 
 def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, settings: RefineSettings,
@@ -189,6 +197,8 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   seated person of the photo; a fit from a seated start can. settings.root_turns = n: every start is also
   tried turned by 360°·j/n (j = 1 … n − 1) about the body's own vertical axis (turn_root; nK starts), for a
   person whom the regressor faces the wrong way or sees from the wrong side, which no local fit undoes either.
+  settings.object_turns = m: then the chosen start's object is tried turned by 360°·j/m about its own vertical
+  axis (turn_object), each copy fitted HYPOTHESIS_STEPS steps (the dense object outline), the best kept.
 
   fit_body, fit_template [B, P, 3] (ObjectGeometry.surface): the denser body and object points the long
   stage projects (default: body, template); the short fits of the many starts keep the sparse ones (memory).
@@ -235,10 +245,23 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     pick = lambda a: a.reshape((b, k) + a.shape[1:])[jnp.arange(b), best]
     x, evidence = pick(x), jax.tree.map(pick, evidence)
     steps -= short
+  long_template = template if fit_template is None else fit_template
+  if settings.object_turns > 1:  # The chosen start with the object turned about its vertical, the best kept.
+    m = settings.object_turns
+    short = min(steps, HYPOTHESIS_STEPS)
+    xs = jnp.stack([turn_object(x, 2.0 * math.pi * j / m) for j in range(m)], axis=1).reshape(b * m, -1)
+    ev_m = jax.tree.map(lambda a: jnp.repeat(a, m, axis=0), evidence)
+    # The dense object outline (an object's side is told by its outline), the sparse body (it does not turn).
+    tmpl_m = jnp.repeat(long_template, m, axis=0)
+    if short:
+      xs, ev_m = pose_fit(xs, ev_m, tmpl_m, short)
+    best = jnp.argmin(batched_mask_loss(*points(xs, tmpl_m), ev_m).reshape(b, m), axis=1)
+    pick = lambda a: a.reshape((b, m) + a.shape[1:])[jnp.arange(b), best]
+    x, evidence = pick(xs), jax.tree.map(pick, ev_m)
+    steps -= short
   evidence = dataclasses.replace(full_evidence, cam_trans=evidence.cam_trans)
   if steps > 0:
-    x, evidence = pose_fit(x, evidence, template if fit_template is None else fit_template, steps,
-                           body if fit_body is None else fit_body)
+    x, evidence = pose_fit(x, evidence, long_template, steps, body if fit_body is None else fit_body)
   return x, evidence
 
 

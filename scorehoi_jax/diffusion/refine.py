@@ -105,6 +105,10 @@ class RefineSettings:
   # (2: also 180°, for a person whom the regressor faces the wrong way; 4: also ±90°, seen from the side):
   # root_turns times the starts.
   root_turns: int = 1
+  # After the best body start is chosen, the object is tried turned by every multiple of 360°/object_turns
+  # about its own vertical (template +y) axis, each fitted HYPOTHESIS_STEPS steps, the best silhouette kept:
+  # a box or a chair seen from a turned side, which the regressor's rotation rarely finds by a local fit.
+  object_turns: int = 1
   # After the guided sampling, final_fit_steps Adam steps move the pelvis position (cam_trans) alone onto the
   # masks, the refined x fixed: the sampling's changes of pose shift the silhouette, and the pair moves as one,
   # so every pelvis-relative or aligned 3D metric stays as it was (reconstruct.make_reconstruct_fn).
@@ -142,12 +146,14 @@ class RefineSettings:
                        "a (human, object, floor) tuple of them.")
     if self.root_turns < 1:
       raise ValueError(f"RefineSettings.root_turns must be >= 1, got {self.root_turns}.")
+    if self.object_turns < 1:
+      raise ValueError(f"RefineSettings.object_turns must be >= 1, got {self.object_turns}.")
     if self.root_turns > 1 and not self.pose_hypotheses:
       raise ValueError("RefineSettings.root_turns > 1 turns the pose hypotheses: it needs pose_hypotheses=True.")
     if (self.fit_steps or self.pose_fit_steps or self.pose_hypotheses or self.final_fit_steps
-        or self.final_pose_fit_steps) and not self.use_mask:
-      raise ValueError("RefineSettings.fit_steps / pose_fit_steps / pose_hypotheses / final_fit_steps / "
-                       "final_pose_fit_steps need use_mask=True (they fit to the masks).")
+        or self.final_pose_fit_steps or self.object_turns > 1) and not self.use_mask:
+      raise ValueError("RefineSettings.fit_steps / pose_fit_steps / pose_hypotheses / object_turns / "
+                       "final_fit_steps / final_pose_fit_steps need use_mask=True (they fit to the masks).")
     if self.grad_steps < 1:
       raise ValueError(f"RefineSettings.grad_steps must be >= 1, got {self.grad_steps}.")
     if self.grad_steps > 1 and self.through_denoiser:
