@@ -184,6 +184,14 @@ def turn_object(x, angle: float):
   return turn_root(x, angle, OBJ_ROT.start)
 
 
+def _keep_best(loss, b: int, k: int, x, evidence: ImageEvidence):
+  """(x [B, 331], evidence) of the candidate with the lowest loss per sample: loss [B·K], x [B·K, 331] and
+  the evidence's arrays [B·K, ...] hold each sample's K candidates in consecutive rows."""
+  best = jnp.argmin(loss.reshape(b, k), axis=1)
+  pick = lambda a: a.reshape((b, k) + a.shape[1:])[jnp.arange(b), best]
+  return pick(x), jax.tree.map(pick, evidence)
+
+
 def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, settings: RefineSettings,
                  hypotheses=None, fit_body=None, fit_template=None) -> tuple[jnp.ndarray, ImageEvidence]:
   """The refinement's start fitted to the user's masks: (x [B, 331], evidence with the fitted pelvis).
@@ -240,10 +248,7 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     short = min(steps, HYPOTHESIS_STEPS)
     if short:
       x, evidence = pose_fit(x, evidence, starts, short)
-    loss = batched_mask_loss(*points(x, starts), evidence).reshape(b, k)
-    best = jnp.argmin(loss, axis=1)
-    pick = lambda a: a.reshape((b, k) + a.shape[1:])[jnp.arange(b), best]
-    x, evidence = pick(x), jax.tree.map(pick, evidence)
+    x, evidence = _keep_best(batched_mask_loss(*points(x, starts), evidence), b, k, x, evidence)
     steps -= short
   long_template = template if fit_template is None else fit_template
   if settings.object_turns > 1:  # The chosen start with the object turned about its vertical, the best kept.
@@ -255,9 +260,7 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     tmpl_m = jnp.repeat(long_template, m, axis=0)
     if short:
       xs, ev_m = pose_fit(xs, ev_m, tmpl_m, short)
-    best = jnp.argmin(batched_mask_loss(*points(xs, tmpl_m), ev_m).reshape(b, m), axis=1)
-    pick = lambda a: a.reshape((b, m) + a.shape[1:])[jnp.arange(b), best]
-    x, evidence = pick(xs), jax.tree.map(pick, ev_m)
+    x, evidence = _keep_best(batched_mask_loss(*points(xs, tmpl_m), ev_m), b, m, xs, ev_m)
     steps -= short
   evidence = dataclasses.replace(full_evidence, cam_trans=evidence.cam_trans)
   if steps > 0:

@@ -10,8 +10,8 @@ pelvis at cam_trans (data/pipeline.py); D is the distance transform (pixels)
 of the complement of the *union* of both masks, read bilinearly and
 differentiably, less half a pixel and clipped at 0 (the region's edge lies half
 a pixel beyond the last mask pixel's centre: outside_distance), so a body part
-hidden behind the object (inside the object's mask) is not pulled out of it; M_h, M_o are fixed pixel samples of each mask;
-S is the crop size, so the terms are in crop-widths². One more term of L_P
+hidden behind the object (inside the object's mask) is not pulled out of it;
+M_h, M_o are fixed pixel samples of each mask; S is the crop size, so the terms are in crop-widths². One more term of L_P
 with a traced weight λ_mask; off in the refine_paper config (the paper has no
 such term), on for ``scorehoi reconstruct`` (the refine_reconstruct config).
 
@@ -127,7 +127,8 @@ def mask_loss(human, obj, distance, samples_h, weight_h, samples_o, weight_o, ca
   size = distance.shape[0]
   uv_h = project_to_pixels(human[None], cam_trans[None], focal[None], princpt[None])[0]
   uv_o = project_to_pixels(obj[None], cam_trans[None], focal[None], princpt[None])[0]
-  inside = jnp.mean((outside_distance(distance, uv_h) / size) ** 2) + jnp.mean((outside_distance(distance, uv_o) / size) ** 2)
+  inside = (jnp.mean((outside_distance(distance, uv_h) / size) ** 2)
+            + jnp.mean((outside_distance(distance, uv_o) / size) ** 2))
   return inside + _coverage(samples_h, weight_h, uv_h, size) + _coverage(samples_o, weight_o, uv_o, size)
 
 
