@@ -314,8 +314,7 @@ def main(argv=None) -> int:
       "(SDF) and the share inside",
       f"- compile / refine / scoring seconds per method: {timing}",
       f"- the table: all {n} frames (regressor / refined / final stages); the plot: every round of the first "
-      f"{args.round_frames} frames",
-      "", f"![metric vs round]({args.name}.png)", ""]
+      f"{args.round_frames} frames", ""] + ([f"![metric vs round]({args.name}.png)", ""] if per_round else [])
   lines += tables(summary, results, rows)
   os.makedirs(args.out, exist_ok=True)
   slim = {m: {k: v for k, v in r.items() if k != "frames"} for m, r in results.items()}

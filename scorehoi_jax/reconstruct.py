@@ -35,6 +35,7 @@ import numpy as np
 
 from scorehoi_jax import body as body_lib
 from scorehoi_jax import export_cache, jax_cache
+from scorehoi_jax.body.pose_prior import PosePrior, load_pose_prior, pose_nll
 from scorehoi_jax.diffusion.image_evidence import (ImageEvidence, batched_mask_loss, fit_placement, fit_pose,
                                                    load_pose_hypotheses, mask_evidence_arrays)
 from scorehoi_jax.diffusion.losses import GuidanceWeights, estimate_ground_plane, plane_under_body
@@ -184,6 +185,22 @@ def turn_object(x, angle: float):
   return turn_root(x, angle, OBJ_ROT.start)
 
 
+def fit_assets(settings: RefineSettings) -> tuple:
+  """(pose hypotheses [K, 21, 6] or None, PosePrior or None): the shipped arrays the silhouette fits of these
+  settings read. The compiled program closes over them, so they are part of a cached program's key too."""
+  hypotheses = load_pose_hypotheses() if settings.use_mask and settings.pose_hypotheses else None
+  prior = load_pose_prior() if settings.use_mask and settings.pose_fit_gmm > 0 else None
+  return hypotheses, prior
+
+
+def pose_plausibility(pose_prior: PosePrior | None, settings: RefineSettings):
+  """x [B, 331] -> settings.pose_fit_gmm · (−log p(body pose)) [B] under the pose classes' mixture, the term
+  both silhouette fits add (fit_to_masks, polish); None when off."""
+  if pose_prior is None or settings.pose_fit_gmm <= 0:
+    return None
+  return lambda x: settings.pose_fit_gmm * pose_nll(pose_prior, x[:, BODY_POSE])
+
+
 def _keep_best(loss, b: int, k: int, x, evidence: ImageEvidence):
   """(x [B, 331], evidence) of the candidate with the lowest loss per sample: loss [B·K], x [B·K, 331] and
   the evidence's arrays [B·K, ...] hold each sample's K candidates in consecutive rows."""
@@ -193,7 +210,8 @@ def _keep_best(loss, b: int, k: int, x, evidence: ImageEvidence):
 
 
 def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, settings: RefineSettings,
-                 hypotheses=None, fit_body=None, fit_template=None) -> tuple[jnp.ndarray, ImageEvidence]:
+                 hypotheses=None, fit_body=None, fit_template=None,
+                 pose_prior: PosePrior | None = None) -> tuple[jnp.ndarray, ImageEvidence]:
   """The refinement's start fitted to the user's masks: (x [B, 331], evidence with the fitted pelvis).
 
   settings.fit_steps: the pelvis and the object's translation (pose fixed, image_evidence.fit_placement);
@@ -210,12 +228,15 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
 
   fit_body, fit_template [B, P, 3] (ObjectGeometry.surface): the denser body and object points the long
   stage projects (default: body, template); the short fits of the many starts keep the sparse ones (memory).
+  pose_prior: the mixture of settings.pose_fit_gmm (every fit adds its weight times the body pose's −log p).
   """
   def points(x_, tmpl, b=body):
     return project_points(x_, b, tmpl, stats, settings)
 
+  plausible = pose_plausibility(pose_prior, settings)
+
   def pose_fit(x_, ev, tmpl, steps, b=body):  # The pose, the shape and the object too (silhouette fit).
-    x_fit, cam = fit_pose(x_, lambda v: points(v, tmpl, b), ev, steps, settings.pose_fit_prior)
+    x_fit, cam = fit_pose(x_, lambda v: points(v, tmpl, b), ev, steps, settings.pose_fit_prior, extra=plausible)
     return orthonormalize_x(x_fit), dataclasses.replace(ev, cam_trans=cam)  # The denoiser knows only true 6D.
 
   b = x.shape[0]
@@ -269,20 +290,23 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
 
 
 def polish(res: RefineOutput, inputs: RefineInputs, body, stats: BetasStats, weights: GuidanceWeights,
-           settings: RefineSettings, fit_body, outline) -> tuple[jnp.ndarray, jnp.ndarray]:
+           settings: RefineSettings, fit_body, outline, pose_prior: PosePrior | None = None
+           ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """(x [B, 331], cam_trans [B, 3]): the refined x̃0 polished by settings.final_pose_fit_steps Adam steps.
 
   The loss is the long silhouette fit's (L_mask on fit_body and the outline, fit_to_masks) plus L_P / λ_mask
   with the last round's contact masks (the guidance's own terms in the guidance's own balance: L_P already
   weighs L_mask by λ_mask) and final_pose_fit_prior·‖x − x̃0‖². The guided sampling pulls the pose toward
   the learned distribution and the silhouette drifts off the masks; a fit on L_mask alone would undo the
-  contacts and the penetration the guidance fixed.
+  contacts and the penetration the guidance fixed. pose_prior: as in fit_to_masks (settings.pose_fit_gmm).
   """
   masks = masks_from_probs(tuple(p[-1] for p in res.contacts), settings)
   w_mask = jnp.maximum(weights.lambda_mask, 1e-6)
+  plausible = pose_plausibility(pose_prior, settings)
 
   def physical(x):  # L_P without its mask term (the fit reads the denser one), in units of L_mask.
-    return physical_terms(x, masks, inputs, body, stats, weights, settings)[0].total / w_mask
+    more = 0.0 if plausible is None else plausible(x)
+    return physical_terms(x, masks, inputs, body, stats, weights, settings)[0].total / w_mask + more
 
   decode = lambda x: project_points(x, fit_body, outline, stats, settings)
   x, cam = fit_pose(res.x0, decode, inputs.evidence, settings.final_pose_fit_steps, settings.final_pose_fit_prior,
@@ -302,7 +326,7 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
   contact_fn = make_contact_fn(nets.net.contact_former)  # Its parameters ride in aux (traced).
   alphas = jnp.asarray(cosine_schedule() if alphas_cumprod is None else alphas_cumprod, jnp.float32)
   refine_impl = refine_fn or refine
-  hypotheses = jnp.asarray(load_pose_hypotheses()) if settings.use_mask and settings.pose_hypotheses else None
+  hypotheses, pose_prior = jax.tree.map(jnp.asarray, fit_assets(settings))
 
   def fn(variables, batch, objects: ObjectGeometry, body, stats: BetasStats, weights: GuidanceWeights,
          fit_body) -> Stages:
@@ -322,7 +346,7 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
       evidence = ImageEvidence(batch["distance"], batch["samples_h"], batch["weight_h"], batch["samples_o"],
                                batch["weight_o"], cam_trans, batch["focal"], batch["princpt"])
       x_start, evidence = fit_to_masks(x_reg, evidence, batch["object_template"], body, stats, settings, hypotheses,
-                                       dense_body, outline)
+                                       dense_body, outline, pose_prior)
       cam_trans = evidence.cam_trans
     aux = {"feature_map": fmap, "cam_trans": cam_trans, "focal": batch["focal"],
            "princpt": batch["princpt"], "image_size": image_size,
@@ -333,7 +357,7 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
     res = refine_impl(variables["denoiser"], inputs, body, stats, weights, denoiser=nets.denoiser,
                       contact_fn=contact_fn, settings=settings, alphas_cumprod=alphas)
     if settings.final_pose_fit_steps:  # All of x back onto the masks, L_P kept (polish).
-      x_polished, cam_trans = polish(res, inputs, body, stats, weights, settings, dense_body, outline)
+      x_polished, cam_trans = polish(res, inputs, body, stats, weights, settings, dense_body, outline, pose_prior)
       res = res._replace(x0=x_polished, decoded=decode_x(x_polished, body, objects.template, stats, settings.hand_mean))
       evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
     if settings.final_fit_steps:  # The pelvis back onto the masks: the pair moves as one (RefineSettings).
@@ -440,7 +464,8 @@ class Reconstructor:
     image_cond = model.config.model.get("image_cond", "pooled")
     # What fixes the traced program besides the argument shapes (not the guidance weights: they are traced).
     key = dict(model=model.config.model.to_json_best_effort(sort_keys=True), image_size=self.image_size,
-               image_cond=image_cond, drop_streams=self.nets.denoiser.drop_streams, settings=repr(self.settings))
+               image_cond=image_cond, drop_streams=self.nets.denoiser.drop_streams, settings=repr(self.settings),
+               assets=export_cache.array_digest(*jax.tree.leaves(fit_assets(self.settings))))
     guidance_avals = [str(jax.typeof(v)) for v in jax.tree.leaves(self.bodies.guidance)]
     expected = export_cache.cached_shapes(
         folder, "variables", dict(model=key["model"], image_size=self.image_size, body=guidance_avals),

@@ -133,6 +133,48 @@ def test_exported_model_reproduces_the_stage1_forward(stage1_dir, stage2_dir, da
   np.testing.assert_allclose(out.contacts[0], ref["p_h"], atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def exported_dir(stage2_dir, tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("export") / "model")
+  assert cli.main(["export", "--run", stage2_dir, "--out", out, "--dtype", "float32"]) == 0
+  return out
+
+
+def test_stage2_from_a_model_folder_retrains_only_the_denoiser(exported_dir, data_dir, tmp_path):
+  """Table 3's w/o c_I row as a retrain of a shipped model: the model folder's HOINet and point encoder
+  are frozen exactly as stored, and the new denoiser has no image-condition weights."""
+  from flax import traverse_util
+
+  from scorehoi_jax.model_store import load_model, update_info
+  from scorehoi_jax.train.checkpoint import Checkpoints
+
+  thresholds = {"human": 0.7, "object": 0.4, "floor": 0.6}  # The frozen ContactFormer's calibration carries over.
+  update_info(exported_dir, config={"contact_thresholds": thresholds})
+  work = str(tmp_path / "s2_no_ci")
+  assert cli.main(["train", "--config", "tiny:stage2", "--workdir", work, f"--config.data.dir={data_dir}",
+                   f"--config.stage1_workdir={exported_dir}", "--config.model.denoiser.use_image_cond=False"]) == 0
+  state, meta = Checkpoints(os.path.join(work, "checkpoints")).restore_raw()
+  assert meta["stage"] == 2 and meta["config"]["contact_thresholds"] == thresholds
+  model = load_model(exported_dir)
+  for part in ("net", "point_encoder"):
+    want = traverse_util.flatten_dict(model.variables[part])
+    got = traverse_util.flatten_dict(state["frozen"][part])
+    assert set(got) == set(want)
+    for k in want:
+      np.testing.assert_array_equal(got[k], want[k], err_msg="/".join(k))
+  keys = lambda tree: {"/".join(k) for k in traverse_util.flatten_dict(tree)}
+  assert any("image" in k for k in keys(model.variables["denoiser"]["params"]))
+  assert not any("image" in k for k in keys(state["ema_params"]))
+
+
+def test_stage2_from_a_model_folder_of_other_sizes_is_a_clear_error(exported_dir, data_dir, tmp_path):
+  cfg = load_config("tiny:stage2", [f"--config.data.dir={data_dir}", f"--config.stage1_workdir={exported_dir}",
+                                    "--config.model.regressor.hidden_dim=24"])
+  with pytest.raises(ScoreHOIError, match=r"model.*net/params/.*needs"):
+    train_and_evaluate(cfg, str(tmp_path / "s2"))
+  assert not os.path.isdir(os.path.join(tmp_path, "s2", "checkpoints"))
+
+
 def test_stage2_without_stage1_is_a_clear_error(data_dir, tmp_path):
   cfg = load_config("tiny:stage2", [f"--config.data.dir={data_dir}"])
   with pytest.raises(ScoreHOIError, match="stage1_workdir"):

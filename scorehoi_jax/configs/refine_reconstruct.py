@@ -5,8 +5,9 @@ from the body) with the user's masks used twice (diffusion/image_evidence.py;
 beyond the paper, design.md §11): first the pelvis and the object are placed on
 their masks (refine.fit_steps Adam steps on L_mask, pose fixed), then the whole
 of x is fitted to the silhouettes with a weak pull toward the network's estimate
-(refine.pose_fit_steps, refine.pose_fit_prior; image_evidence.fit_pose; from 52
-starts; refine.object_turns also turns the object of the best one), then
+and a pose prior learned from the training poses (refine.pose_fit_steps,
+refine.pose_fit_prior, refine.pose_fit_gmm; image_evidence.fit_pose, body/pose_prior.py;
+from 52 starts; refine.object_turns also turns the object of the best one), then
 L_mask joins L_P with weight guidance.lambda_mask during the guided sampling; after
 it all of x is polished on L_mask + L_P (refine.final_pose_fit_steps), and finally the pelvis position alone
 is re-fitted to the masks (refine.final_fit_steps).
@@ -27,12 +28,19 @@ def get_config(arg=None):
   # 0.003: 0.630 / 0.572 / 7.2; 600 steps, prior 0.001: 0.657 / 0.590 / 6.0 (lr 0.01 throughout). With
   # the hypotheses judged after 100 steps and only the best fitted on (reconstruct.fit_to_masks): 0.673 /
   # 0.600 / 5.5 at 600 steps, the same at 1200.
-  # 0.0003 here and in the polish (with object_turns = 4 below) gains silhouette: 200 capture test frames, human /
-  # object IoU 0.747 / 0.701 (alignment.md). But it loses in 3D on the same 200 frames (CD human 11.04 against
-  # 10.53 cm, a tail of 14 frames above 20 cm), and in the demo it contorts lift_box and unseats sit_chair.
-  # So the default stays 0.001. 0.0001 bends the limbs further (CD human +1.0 cm on 40 frames).
+  # A weak pull to the start (1e-4, here and in the polish) lets the fit follow the silhouette; the pose classes'
+  # Gaussian mixture (pose_fit_gmm; body/pose_prior.py, assets/pose_prior.npz from experiments/pose_prior.py on
+  # the training split) keeps the limbs where people bend them. Without the mixture a weak pull buys silhouette
+  # with bent limbs: 0.0003 (with object_turns = 4) reached human IoU 0.747 on 200 capture test frames but CD
+  # human 11.04 against 10.53 cm, and contorted the demo; 0.0001 cost CD human +0.86 cm on 40 frames. With the
+  # mixture at 1e-5, first 40 capture test frames, paired against the previous default (0.001, no mixture):
+  # human IoU +0.013 [−0.012, +0.037], object +0.025 [−0.003, +0.053]; CD human −1.69 [−3.08, −0.32] cm, CD
+  # object −3.13 [−6.78, −0.57] cm, contact F1 0.622 → 0.683, penetration −0.32 mm. At 1e-4 the mixture holds
+  # poses near its class means: human IoU −0.037 [−0.070, −0.009]. 200 frames: alignment.md,
+  # ablation_reconstruct_200.md.
   cfg.refine.pose_fit_steps = 600
-  cfg.refine.pose_fit_prior = 0.001
+  cfg.refine.pose_fit_prior = 0.0001
+  cfg.refine.pose_fit_gmm = 1e-5
   # Starts from each pose class's typical pose as well (the seated person the regressor sees standing).
   cfg.refine.pose_hypotheses = True
   # ... each also turned about the body's vertical axis, by 180° (a person the regressor faces the wrong
@@ -42,8 +50,8 @@ def get_config(arg=None):
   cfg.refine.root_turns = 4
   # Object turns (the chosen start's object also tried turned by 90°, 180°, 270° about its vertical, 100 steps
   # each, the best silhouette kept): first 40 capture test frames, paired, object IoU +0.014 [−0.003, +0.036],
-  # human +0.002. Off by default: with the weaker prior above, the 3D tail (alignment.md) is not yet traced to
-  # one of the two.
+  # human +0.002. Off by default: measured only with the previous prior (with which 3D got worse on 200 frames,
+  # alignment.md), not yet with the mixture.
   cfg.refine.object_turns = 1
   # After the guided sampling, all of x polished on L_mask + L_P / λ_mask with the last round's contact masks
   # (reconstruct.polish). First 40 capture test frames, paired against no polish (both with 4 turns): human IoU
@@ -51,7 +59,7 @@ def get_config(arg=None):
   # 0.491 → 0.592 (+0.102 [+0.048, +0.169]), penetration +0.34 [−0.04, +0.71] mm; 100 steps at prior 0.01
   # (2 turns) kept the IoU (−0.003) and gained F1 +0.078. Cost: 1.5 s per frame at batch 40.
   cfg.refine.final_pose_fit_steps = 200
-  cfg.refine.final_pose_fit_prior = 0.001  # As the fit's prior (above); 400 steps: human IoU −0.001.
+  cfg.refine.final_pose_fit_prior = 0.0001  # As the fit's prior, with its mixture (above); 400 steps: IoU −0.001.
   # Then the pelvis alone back onto the masks (the refined pair moves as one, so no 3D
   # metric changes). 40 capture test frames, paired: object IoU +0.036 [+0.023, +0.050], human −0.006
   # [−0.013, +0.000], pelvis +0.5 px; fitting to the human mask alone: human +0.007, object −0.016.

@@ -98,6 +98,10 @@ class RefineSettings:
   # (image_evidence.fit_pose, an SMPLify-style silhouette fit) before the guided refinement.
   pose_fit_steps: int = 0
   pose_fit_prior: float = 1.0
+  # ... + pose_fit_gmm·(−log p(body pose)) under the pose classes' Gaussian mixture (body/pose_prior.py,
+  # assets/pose_prior.npz): a pull toward plausible poses rather than toward the start; the polish after
+  # the sampling (final_pose_fit_steps) adds it too. 0: off.
+  pose_fit_gmm: float = 0.0
   # The fits also start from each pose class's typical body pose (assets/pose_hypotheses.npz); each sample
   # keeps the start whose silhouette fits best (reconstruct.fit_to_masks).
   pose_hypotheses: bool = False

@@ -51,6 +51,7 @@ def settings_from_config(cfg, model_config=None) -> RefineSettings:
       clean_endpoint=bool(r.get("clean_endpoint", False)), invert_iters=int(r.get("invert_iters", 0)),
       use_mask=bool(r.get("use_mask", False)), fit_steps=int(r.get("fit_steps", 0)),
       pose_fit_steps=int(r.get("pose_fit_steps", 0)), pose_fit_prior=float(r.get("pose_fit_prior", 1.0)),
+      pose_fit_gmm=float(r.get("pose_fit_gmm", 0.0)),
       pose_hypotheses=bool(r.get("pose_hypotheses", False)),
       # Configs written before root_turns said pose_hypotheses_turned (True: 180°, two turns).
       root_turns=int(r.get("root_turns", 2 if r.get("pose_hypotheses_turned", False) else 1)),

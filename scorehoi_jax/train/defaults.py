@@ -38,7 +38,9 @@ def get_default_config() -> ml_collections.ConfigDict:
   m.contact_former = ml_collections.ConfigDict(dict())
   m.mesh_refiner = ml_collections.ConfigDict(dict())
   m.point_encoder = ml_collections.ConfigDict(dict())
-  m.denoiser = ml_collections.ConfigDict(dict())
+  # Paper Table 3's "w/o c_I" / "w/o c_G" are denoisers trained without that condition (stage 2 with
+  # --config.model.denoiser.use_image_cond=False; stage1_workdir may be a shipped model folder).
+  m.denoiser = ml_collections.ConfigDict(dict(use_image_cond=True, use_geo_cond=True))
   m.image_cond = "pooled"
   # Bounds that map betas to [−1, 1] in the diffusion vector x (stage 2); exported with the model, so
   # inference normalises exactly as the denoiser was trained.

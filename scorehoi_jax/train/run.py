@@ -9,7 +9,9 @@ step of the stage (train/steps.py), and hand them to the generic loop
 Stage 0 pre-trains the point encoder (then frozen: stages 1 and 2 take it
 from ``config.point_encoder_checkpoint``, the stage-0 work dir).
 Stage 2 needs the stage-1 run's work dir (``config.stage1_workdir``): it
-restores the trained HOINet from there and keeps it frozen.
+restores the trained HOINet from there and keeps it frozen. A model folder
+(``scorehoi export``'s output) serves too: its HOINet and point encoder are
+taken, and only a new denoiser is trained (ablations of a shipped model).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from flax import traverse_util
 
 from scorehoi_jax import body as body_lib
 from scorehoi_jax.data import loader, mixing, pipeline
@@ -31,6 +34,7 @@ from scorehoi_jax.diffusion.schedule import cosine_schedule
 from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.evaluation.metrics import ContactPRF, align_prediction, contact_from_reconstruction
 from scorehoi_jax.geometry.distances import chamfer_distance
+from scorehoi_jax.model_store import load_model
 from scorehoi_jax.models import build as models_build
 from scorehoi_jax.models.hoi_net import HOINet, pelvis_centred_body
 from scorehoi_jax.models.point_encoder import PointEncoder, pretrain_loss
@@ -265,17 +269,50 @@ def restore_stage1(config, setup1_net, enc, batch0):
   return state
 
 
+def frozen_from_model(config, net, enc, batch0) -> tuple[dict, dict]:
+  """Stage 2's frozen (HOINet, point encoder) variables from ``config.stage1_workdir`` when it is a
+  model folder (``scorehoi export``'s output, the shipped model included) rather than a stage-1 run.
+
+  This retrains only the denoiser of a model whose training runs are gone: Table 3's "w/o c_I" and
+  "w/o c_G" rows are such retrains of the shipped model. The exported weights are bfloat16-rounded, as
+  at inference. A folder whose networks do not have the config's shapes is refused, naming the first
+  differing weight. The folder's calibrated contact thresholds (evaluation/calibration.py) belong to its
+  ContactFormer, which stays as it is, so they are carried into the run's config and the model it exports.
+  """
+  src = config.stage1_workdir
+  model = load_model(src)
+  setup = steps.Stage1Setup(net, enc, steps.adam(1e-4), guidance_body(config), None)
+  want = jax.eval_shape(lambda: steps.stage1_init(setup, jax.random.key(0), batch0, None))
+  have = {"net": model.variables.get("net", {}), "point_encoder": model.variables.get("point_encoder", {})}
+  for name, tree, ref in (("net/params", have["net"].get("params"), want.params),
+                          ("net/batch_stats", have["net"].get("batch_stats"), want.batch_stats)):
+    got = {"/".join(map(str, k)): np.shape(v) for k, v in traverse_util.flatten_dict(tree or {}).items()}
+    for k, v in traverse_util.flatten_dict(ref).items():
+      key = "/".join(map(str, k))
+      if got.get(key) != tuple(v.shape):
+        raise ScoreHOIError(f"{src}: {name}/{key} is {got.get(key)}, but the config's network needs "
+                            f"{tuple(v.shape)}; pass the config the model was trained with.")
+  if model.config.get("contact_thresholds"):
+    with config.unlocked():
+      config.contact_thresholds = dict(model.config.contact_thresholds)
+  return ({"params": have["net"]["params"], "batch_stats": have["net"]["batch_stats"]},
+          {"params": have["point_encoder"]["params"]})
+
+
 def train_stage2(config, workdir: str):
   net, enc = build_networks(config)
   batch0 = _first_batch(config)
-  s1 = restore_stage1(config, net, enc, batch0)
+  if os.path.isfile(os.path.join(config.get("stage1_workdir") or "", "model.json")):
+    stage1_vars, encoder_vars = frozen_from_model(config, net, enc, batch0)
+  else:
+    s1 = restore_stage1(config, net, enc, batch0)
+    stage1_vars, encoder_vars = {"params": s1.params, "batch_stats": s1.batch_stats}, s1.frozen
   den = models_build.build_networks(config.model).denoiser
   tx = _adam(config)
   setup = steps.Stage2Setup(den, net, enc, tx, cosine_schedule(), betas_stats=betas_stats_from_config(config),
                             ema_decay=config.optim.ema_decay, image_cond=config.model.image_cond)
-  stage1_vars = {"params": s1.params, "batch_stats": s1.batch_stats}
   return loop.run(workdir, _loop_config(config),
-                  init_state=lambda rng: steps.stage2_init(setup, rng, batch0, stage1_vars, s1.frozen),
+                  init_state=lambda rng: steps.stage2_init(setup, rng, batch0, stage1_vars, encoder_vars),
                   train_step=steps.make_stage2_step(setup), batches=make_batches(config, "train"),
                   meta={"config": config.to_dict(), "stage": 2})
 
