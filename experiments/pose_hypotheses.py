@@ -21,8 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scorehoi_jax.data.tfds_common import data_source  # noqa: E402
-from scorehoi_jax.geometry.rotations import matrix_to_rot6d  # noqa: E402
+from pose_prior import read_poses  # noqa: E402  (experiments/pose_prior.py: the same poses, the same classes)
 
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scorehoi_jax", "assets",
                    "pose_hypotheses.npz")
@@ -35,13 +34,10 @@ def main(argv=None):
   ap.add_argument("--limit", type=int, default=1200)
   ap.add_argument("--out", default=OUT)
   args = ap.parse_args(argv)
-  src = data_source(args.data, "synthetic_hoi", args.split)
+  body6d, classes = read_poses(args.data, args.split, args.limit)
   by_class = collections.defaultdict(list)
-  for i in range(min(args.limit, len(src))):
-    rec = src[i]
-    cls = rec["pose_class"].decode() if isinstance(rec["pose_class"], bytes) else str(rec["pose_class"])
-    pose = np.asarray(rec["pose"], np.float32).reshape(52, 3, 3)
-    by_class[cls].append(np.asarray(matrix_to_rot6d(pose[1:22])).reshape(-1))
+  for pose, cls in zip(body6d, classes):
+    by_class[str(cls)].append(pose)
   names, poses, counts = [], [], []
   for cls in sorted(by_class):
     p = np.stack(by_class[cls])

@@ -315,18 +315,19 @@ def polish(res: RefineOutput, inputs: RefineInputs, body, stats: BetasStats, wei
 
 
 def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: int, image_cond: str = "pooled",
-                        refine_fn: Callable | None = None, alphas_cumprod=None) -> Callable:
+                        refine_fn: Callable | None = None, alphas_cumprod=None, assets=None) -> Callable:
   """A jitted ``fn(variables, batch, objects, guidance_body, stats, weights) -> Stages``.
 
   batch: {"image" [B,S,S,5], "object_template" [B,K,3], "focal", "princpt" [B,2]} (data.pipeline);
   objects: ObjectGeometry [B] (template + SDF) for the penetration term; its surface points (when given) are
     the object outline of the silhouette fits (fit_to_masks, settings.final_fit_steps).
   refine_fn: replaces diffusion.refine (same keyword interface), e.g. the optimisation baseline.
+  assets: fit_assets(settings) when the caller has read them already (Reconstructor: they key its cache too).
   """
   contact_fn = make_contact_fn(nets.net.contact_former)  # Its parameters ride in aux (traced).
   alphas = jnp.asarray(cosine_schedule() if alphas_cumprod is None else alphas_cumprod, jnp.float32)
   refine_impl = refine_fn or refine
-  hypotheses, pose_prior = jax.tree.map(jnp.asarray, fit_assets(settings))
+  hypotheses, pose_prior = jax.tree.map(jnp.asarray, fit_assets(settings) if assets is None else assets)
 
   def fn(variables, batch, objects: ObjectGeometry, body, stats: BetasStats, weights: GuidanceWeights,
          fit_body) -> Stages:
@@ -463,16 +464,17 @@ class Reconstructor:
     folder = jax_cache.program_dir() if program_cache is _DEFAULT else program_cache
     image_cond = model.config.model.get("image_cond", "pooled")
     # What fixes the traced program besides the argument shapes (not the guidance weights: they are traced).
+    assets = fit_assets(self.settings)  # Read once: the program closes over them and its key hashes them.
     key = dict(model=model.config.model.to_json_best_effort(sort_keys=True), image_size=self.image_size,
                image_cond=image_cond, drop_streams=self.nets.denoiser.drop_streams, settings=repr(self.settings),
-               assets=export_cache.array_digest(*jax.tree.leaves(fit_assets(self.settings))))
+               assets=export_cache.array_digest(*jax.tree.leaves(assets)))
     guidance_avals = [str(jax.typeof(v)) for v in jax.tree.leaves(self.bodies.guidance)]
     expected = export_cache.cached_shapes(
         folder, "variables", dict(model=key["model"], image_size=self.image_size, body=guidance_avals),
         lambda: abstract_variables(self.nets, self.image_size, self.bodies.guidance, image_cond))
     check_variables(expected, model.variables, model.path)
     self.variables = jax.device_put(model.variables)
-    self._fn = make_reconstruct_fn(self.nets, self.settings, self.image_size, image_cond, refine_fn)
+    self._fn = make_reconstruct_fn(self.nets, self.settings, self.image_size, image_cond, refine_fn, assets=assets)
     self.program = (export_cache.CachedProgram(self._fn.__wrapped__, folder, "reconstruct", key)
                     if folder is not None and refine_fn is None else None)
 

@@ -170,7 +170,7 @@ def test_stage2_from_a_model_folder_retrains_only_the_denoiser(exported_dir, dat
 def test_stage2_from_a_model_folder_of_other_sizes_is_a_clear_error(exported_dir, data_dir, tmp_path):
   cfg = load_config("tiny:stage2", [f"--config.data.dir={data_dir}", f"--config.stage1_workdir={exported_dir}",
                                     "--config.model.regressor.hidden_dim=24"])
-  with pytest.raises(ScoreHOIError, match=r"model.*net/params/.*needs"):
+  with pytest.raises(ScoreHOIError, match=r"model.*net/params/.*expects"):
     train_and_evaluate(cfg, str(tmp_path / "s2"))
   assert not os.path.isdir(os.path.join(tmp_path, "s2", "checkpoints"))
 

@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax import traverse_util
 
 from scorehoi_jax import body as body_lib
 from scorehoi_jax.data import loader, mixing, pipeline
@@ -34,7 +33,7 @@ from scorehoi_jax.diffusion.schedule import cosine_schedule
 from scorehoi_jax.errors import ScoreHOIError
 from scorehoi_jax.evaluation.metrics import ContactPRF, align_prediction, contact_from_reconstruction
 from scorehoi_jax.geometry.distances import chamfer_distance
-from scorehoi_jax.model_store import load_model
+from scorehoi_jax.model_store import check_variables, load_model
 from scorehoi_jax.models import build as models_build
 from scorehoi_jax.models.hoi_net import HOINet, pelvis_centred_body
 from scorehoi_jax.models.point_encoder import PointEncoder, pretrain_loss
@@ -279,24 +278,15 @@ def frozen_from_model(config, net, enc, batch0) -> tuple[dict, dict]:
   differing weight. The folder's calibrated contact thresholds (evaluation/calibration.py) belong to its
   ContactFormer, which stays as it is, so they are carried into the run's config and the model it exports.
   """
-  src = config.stage1_workdir
-  model = load_model(src)
+  model = load_model(config.stage1_workdir)
   setup = steps.Stage1Setup(net, enc, steps.adam(1e-4), guidance_body(config), None)
   want = jax.eval_shape(lambda: steps.stage1_init(setup, jax.random.key(0), batch0, None))
-  have = {"net": model.variables.get("net", {}), "point_encoder": model.variables.get("point_encoder", {})}
-  for name, tree, ref in (("net/params", have["net"].get("params"), want.params),
-                          ("net/batch_stats", have["net"].get("batch_stats"), want.batch_stats)):
-    got = {"/".join(map(str, k)): np.shape(v) for k, v in traverse_util.flatten_dict(tree or {}).items()}
-    for k, v in traverse_util.flatten_dict(ref).items():
-      key = "/".join(map(str, k))
-      if got.get(key) != tuple(v.shape):
-        raise ScoreHOIError(f"{src}: {name}/{key} is {got.get(key)}, but the config's network needs "
-                            f"{tuple(v.shape)}; pass the config the model was trained with.")
+  net_vars = model.variables.get("net", {})
+  check_variables({"net": {"params": want.params, "batch_stats": want.batch_stats}}, {"net": net_vars}, model.path)
   if model.config.get("contact_thresholds"):
     with config.unlocked():
       config.contact_thresholds = dict(model.config.contact_thresholds)
-  return ({"params": have["net"]["params"], "batch_stats": have["net"]["batch_stats"]},
-          {"params": have["point_encoder"]["params"]})
+  return {"params": net_vars["params"], "batch_stats": net_vars["batch_stats"]}, model.variables["point_encoder"]
 
 
 def train_stage2(config, workdir: str):
