@@ -40,7 +40,7 @@ from scorehoi_jax.diffusion.image_evidence import (ImageEvidence, batched_mask_l
                                                    load_pose_hypotheses, mask_evidence_arrays)
 from scorehoi_jax.diffusion.losses import GuidanceWeights, estimate_ground_plane, plane_under_body
 from scorehoi_jax.diffusion.refine import (RefineInputs, RefineOutput, RefineSettings, masks_from_probs,
-                                           physical_terms, refine)
+                                           physical_terms, predict_contacts, refine)
 from scorehoi_jax.config import load_config
 from scorehoi_jax.diffusion.sampler import betas_stats_from_config, settings_from_config, weights_from_config
 from scorehoi_jax.diffusion.schedule import cosine_schedule
@@ -209,9 +209,41 @@ def _keep_best(loss, b: int, k: int, x, evidence: ImageEvidence):
   return pick(x), jax.tree.map(pick, evidence)
 
 
+def start_physics(masks, inputs: RefineInputs, batch: dict, body, stats: BetasStats, weights: GuidanceWeights,
+                  settings: RefineSettings) -> Callable:
+  """judge(x [B·k, 331], k) -> [B·k]: settings.start_physical · (λ_of L_of + λ_pt L_pt) / λ_mask of every
+  start, the guidance's terms in the guidance's balance (as polish weighs them), with the floor masks of
+  ``masks`` (p_h, p_o, p_of) [B, ...] held fixed.
+
+  Not L_ho: its masks name the body vertices in contact *in the pose they were predicted on*, and the starts
+  are other poses (charging them ranked the starts by their likeness to that pose: first 40 capture test
+  frames, human IoU −0.043, CD human +1.96 cm at start_physical = 1). Which object points rest on the floor,
+  and that no body point is inside the object, hold whatever the pose.
+
+  Each sample's k starts (consecutive rows) share its masks, object and weights: the starts are mapped over,
+  not copied (an SDF grid per start would be k times the memory). The floor is floor_plane's for each start.
+  """
+  w_mask = jnp.broadcast_to(jnp.maximum(jnp.asarray(weights.lambda_mask, jnp.float32), 1e-6),
+                            inputs.x_init.shape[:1])
+  no_contacts = dataclasses.replace(settings, use_ho=False)
+
+  def one(x):  # [B, 331]: the j-th start of every sample.
+    plane = floor_plane(x, batch, body, stats, settings)
+    terms, _ = physical_terms(x, masks, dataclasses.replace(inputs, x_init=x, ground_plane=plane), body, stats,
+                              weights, no_contacts)
+    return terms.total / w_mask
+
+  def judge(x, k):
+    total = jax.vmap(one, in_axes=1, out_axes=1)(x.reshape(-1, k, x.shape[-1]))  # [B, k]
+    return settings.start_physical * total.reshape(-1)
+
+  return judge
+
+
 def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, settings: RefineSettings,
                  hypotheses=None, fit_body=None, fit_template=None,
-                 pose_prior: PosePrior | None = None) -> tuple[jnp.ndarray, ImageEvidence]:
+                 pose_prior: PosePrior | None = None,
+                 judge: Callable | None = None) -> tuple[jnp.ndarray, ImageEvidence]:
   """The refinement's start fitted to the user's masks: (x [B, 331], evidence with the fitted pelvis).
 
   settings.fit_steps: the pelvis and the object's translation (pose fixed, image_evidence.fit_placement);
@@ -229,11 +261,17 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   fit_body, fit_template [B, P, 3] (ObjectGeometry.surface): the denser body and object points the long
   stage projects (default: body, template); the short fits of the many starts keep the sparse ones (memory).
   pose_prior: the mixture of settings.pose_fit_gmm (every fit adds its weight times the body pose's −log p).
+  judge: start_physics (settings.start_physical): a start's score is its L_mask plus judge's physical cost,
+  for the body starts and the object turns alike; None: L_mask alone.
   """
   def points(x_, tmpl, b=body):
     return project_points(x_, b, tmpl, stats, settings)
 
   plausible = pose_plausibility(pose_prior, settings)
+
+  def score(x_, tmpl, ev, k):  # How well each of k starts per sample explains the image (lower is better).
+    fit = batched_mask_loss(*points(x_, tmpl), ev)
+    return fit if judge is None else fit + judge(x_, k)
 
   def pose_fit(x_, ev, tmpl, steps, b=body):  # The pose, the shape and the object too (silhouette fit).
     x_fit, cam = fit_pose(x_, lambda v: points(v, tmpl, b), ev, steps, settings.pose_fit_prior, extra=plausible)
@@ -269,7 +307,7 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     short = min(steps, HYPOTHESIS_STEPS)
     if short:
       x, evidence = pose_fit(x, evidence, starts, short)
-    x, evidence = _keep_best(batched_mask_loss(*points(x, starts), evidence), b, k, x, evidence)
+    x, evidence = _keep_best(score(x, starts, evidence, k), b, k, x, evidence)
     steps -= short
   long_template = template if fit_template is None else fit_template
   if settings.object_turns > 1:  # The chosen start with the object turned about its vertical, the best kept.
@@ -281,7 +319,7 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     tmpl_m = jnp.repeat(long_template, m, axis=0)
     if short:
       xs, ev_m = pose_fit(xs, ev_m, tmpl_m, short)
-    x, evidence = _keep_best(batched_mask_loss(*points(xs, tmpl_m), ev_m), b, m, xs, ev_m)
+    x, evidence = _keep_best(score(xs, tmpl_m, ev_m, m), b, m, xs, ev_m)
     steps -= short
   evidence = dataclasses.replace(full_evidence, cam_trans=evidence.cam_trans)
   if steps > 0:
@@ -343,18 +381,23 @@ def make_reconstruct_fn(nets: Networks, settings: RefineSettings, image_size: in
     # The denser body and object outline the silhouette fits project (fit_to_masks, final_fit_steps).
     dense_body = body if fit_body is None else fit_body
     outline = batch["object_template"] if objects.surface is None else objects.surface
+    aux = lambda cam: {"feature_map": fmap, "cam_trans": cam, "focal": batch["focal"], "princpt": batch["princpt"],
+                       "image_size": image_size, "contact_params": net_vars["params"]["contact_former"],
+                       "geometry_tokens": geo["tokens"]}
+    inputs = RefineInputs(x_init=x_reg, objects=objects, c_img=image_condition(fmap, image_cond), c_geo=geo["tokens"],
+                          aux=aux(cam_trans))
     if settings.use_mask:
       evidence = ImageEvidence(batch["distance"], batch["samples_h"], batch["weight_h"], batch["samples_o"],
                                batch["weight_o"], cam_trans, batch["focal"], batch["princpt"])
+      judge = None
+      if settings.start_physical > 0:  # The starts judged with the contacts the network sees on its own estimate.
+        masks = masks_from_probs(predict_contacts(x_reg, inputs, body, stats, contact_fn, settings), settings)
+        judge = start_physics(masks, inputs, batch, body, stats, weights, settings)
       x_start, evidence = fit_to_masks(x_reg, evidence, batch["object_template"], body, stats, settings, hypotheses,
-                                       dense_body, outline, pose_prior)
+                                       dense_body, outline, pose_prior, judge)
       cam_trans = evidence.cam_trans
-    aux = {"feature_map": fmap, "cam_trans": cam_trans, "focal": batch["focal"],
-           "princpt": batch["princpt"], "image_size": image_size,
-           "contact_params": net_vars["params"]["contact_former"], "geometry_tokens": geo["tokens"]}
-    inputs = RefineInputs(x_init=x_start, objects=objects, c_img=image_condition(fmap, image_cond), c_geo=geo["tokens"],
-                          aux=aux, ground_plane=floor_plane(x_start, batch, body, stats, settings),
-                          evidence=evidence)
+    inputs = dataclasses.replace(inputs, x_init=x_start, aux=aux(cam_trans), evidence=evidence,
+                                 ground_plane=floor_plane(x_start, batch, body, stats, settings))
     res = refine_impl(variables["denoiser"], inputs, body, stats, weights, denoiser=nets.denoiser,
                       contact_fn=contact_fn, settings=settings, alphas_cumprod=alphas)
     if settings.final_pose_fit_steps:  # All of x back onto the masks, L_P kept (polish).

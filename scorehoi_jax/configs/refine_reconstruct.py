@@ -7,7 +7,8 @@ their masks (refine.fit_steps Adam steps on L_mask, pose fixed), then the whole
 of x is fitted to the silhouettes with a weak pull toward the network's estimate
 and a pose prior learned from the training poses (refine.pose_fit_steps,
 refine.pose_fit_prior, refine.pose_fit_gmm; image_evidence.fit_pose, body/pose_prior.py;
-from 52 starts; refine.object_turns also turns the object of the best one), then
+from 52 starts, the best judged by its silhouette plus a tenth of the floor and penetration terms,
+refine.start_physical; refine.object_turns also turns the object of the best one), then
 L_mask joins L_P with weight guidance.lambda_mask during the guided sampling; after
 it all of x is polished on L_mask + L_P (refine.final_pose_fit_steps), and finally the pelvis position alone
 is re-fitted to the masks (refine.final_fit_steps).
@@ -50,9 +51,19 @@ def get_config(arg=None):
   cfg.refine.root_turns = 4
   # Object turns (the chosen start's object also tried turned by 90°, 180°, 270° about its vertical, 100 steps
   # each, the best silhouette kept): first 40 capture test frames, paired, object IoU +0.014 [−0.003, +0.036],
-  # human +0.002. Off by default: measured only with the previous prior (with which 3D got worse on 200 frames,
-  # alignment.md), not yet with the mixture.
+  # human +0.002. Off by default: with the previous prior 3D got worse on 200 frames (alignment.md); with the
+  # mixture, first 40 capture test frames paired against 1: object IoU +0.020 [+0.005, +0.037], human +0.001,
+  # but CD human +0.30 [−0.19, +0.83] cm, CD object +0.22 [−0.45, +0.93] cm, F1 0.683 → 0.677.
   cfg.refine.object_turns = 1
+  # The starts judged by L_mask plus a tenth of the guidance's floor and penetration terms (L_of with the floor
+  # masks predicted on the regressor's estimate, L_pt; reconstruct.start_physics): silhouettes that fit alike,
+  # a person seated on a chair or standing with the chair floating at the hip, are told apart by the chair's
+  # legs on the floor (the sit_chair demo sits again). First 40 capture test frames, paired against 0: 8 frames
+  # change start; human IoU +0.004 [−0.009, +0.019], pelvis −1.3 [−3.0, −0.1] px, CD human −0.04 [−1.19, +1.37]
+  # cm, CD object +0.92 [−0.62, +3.39] cm, F1 −0.003. At 1 the physics outvotes the silhouette: human IoU −0.010,
+  # CD object +3.94 [+0.18, +9.39] cm; with L_ho too (its masks belong to the regressor's pose), human IoU
+  # −0.043 [−0.074, −0.014] and CD human +1.96 [+0.30, +3.70] cm. 200 frames: alignment.md.
+  cfg.refine.start_physical = 0.1
   # After the guided sampling, all of x polished on L_mask + L_P / λ_mask with the last round's contact masks
   # (reconstruct.polish). First 40 capture test frames, paired against no polish (both with 4 turns): human IoU
   # +0.009 [−0.004, +0.021], CD human −0.23 [−0.54, +0.11] cm, CD object −0.73 [−1.68, +0.21] cm, contact F1

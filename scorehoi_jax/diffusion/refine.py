@@ -113,6 +113,11 @@ class RefineSettings:
   # about its own vertical (template +y) axis, each fitted HYPOTHESIS_STEPS steps, the best silhouette kept:
   # a box or a chair seen from a turned side, which the regressor's rotation rarely finds by a local fit.
   object_turns: int = 1
+  # The starts are judged by L_mask + start_physical·(λ_of L_of + λ_pt L_pt)/λ_mask (the guidance's own balance,
+  # the floor masks predicted on the regressor's estimate; reconstruct.start_physics): two starts whose
+  # silhouettes fit alike, a person seated on a chair and one standing with the chair floating at their hip,
+  # are told apart by the physics. 0: by the silhouette alone.
+  start_physical: float = 0.0
   # After the guided sampling, final_fit_steps Adam steps move the pelvis position (cam_trans) alone onto the
   # masks, the refined x fixed: the sampling's changes of pose shift the silhouette, and the pair moves as one,
   # so every pelvis-relative or aligned 3D metric stays as it was (reconstruct.make_reconstruct_fn).
@@ -150,6 +155,8 @@ class RefineSettings:
                        "a (human, object, floor) tuple of them.")
     if self.root_turns < 1:
       raise ValueError(f"RefineSettings.root_turns must be >= 1, got {self.root_turns}.")
+    if self.start_physical < 0:
+      raise ValueError(f"RefineSettings.start_physical must be >= 0, got {self.start_physical}.")
     if self.object_turns < 1:
       raise ValueError(f"RefineSettings.object_turns must be >= 1, got {self.object_turns}.")
     if self.root_turns > 1 and not self.pose_hypotheses:
