@@ -209,6 +209,15 @@ def _keep_best(loss, b: int, k: int, x, evidence: ImageEvidence):
   return pick(x), jax.tree.map(pick, evidence)
 
 
+def physical_cost(x, masks, inputs: RefineInputs, body, stats: BetasStats, weights: GuidanceWeights,
+                  settings: RefineSettings) -> jnp.ndarray:
+  """L_P / λ_mask [B] at x [B, 331] (refine.physical_terms, no mask term): the guidance's physical terms in
+  units of L_mask, the balance the guidance itself strikes (L_P weighs L_mask by λ_mask). The silhouette fits
+  add it to L_mask: polish, and the judge of the starts (start_physics)."""
+  w_mask = jnp.maximum(weights.lambda_mask, 1e-6)
+  return physical_terms(x, masks, inputs, body, stats, weights, settings)[0].total / w_mask
+
+
 def start_physics(masks, inputs: RefineInputs, batch: dict, body, stats: BetasStats, weights: GuidanceWeights,
                   settings: RefineSettings) -> Callable:
   """judge(x [B·k, 331], k) -> [B·k]: settings.start_physical · (λ_of L_of + λ_pt L_pt) / λ_mask of every
@@ -223,15 +232,12 @@ def start_physics(masks, inputs: RefineInputs, batch: dict, body, stats: BetasSt
   Each sample's k starts (consecutive rows) share its masks, object and weights: the starts are mapped over,
   not copied (an SDF grid per start would be k times the memory). The floor is floor_plane's for each start.
   """
-  w_mask = jnp.broadcast_to(jnp.maximum(jnp.asarray(weights.lambda_mask, jnp.float32), 1e-6),
-                            inputs.x_init.shape[:1])
   no_contacts = dataclasses.replace(settings, use_ho=False)
 
   def one(x):  # [B, 331]: the j-th start of every sample.
     plane = floor_plane(x, batch, body, stats, settings)
-    terms, _ = physical_terms(x, masks, dataclasses.replace(inputs, x_init=x, ground_plane=plane), body, stats,
-                              weights, no_contacts)
-    return terms.total / w_mask
+    return physical_cost(x, masks, dataclasses.replace(inputs, x_init=x, ground_plane=plane), body, stats, weights,
+                         no_contacts)
 
   def judge(x, k):
     total = jax.vmap(one, in_axes=1, out_axes=1)(x.reshape(-1, k, x.shape[-1]))  # [B, k]
@@ -339,12 +345,11 @@ def polish(res: RefineOutput, inputs: RefineInputs, body, stats: BetasStats, wei
   contacts and the penetration the guidance fixed. pose_prior: as in fit_to_masks (settings.pose_fit_gmm).
   """
   masks = masks_from_probs(tuple(p[-1] for p in res.contacts), settings)
-  w_mask = jnp.maximum(weights.lambda_mask, 1e-6)
   plausible = pose_plausibility(pose_prior, settings)
 
   def physical(x):  # L_P without its mask term (the fit reads the denser one), in units of L_mask.
     more = 0.0 if plausible is None else plausible(x)
-    return physical_terms(x, masks, inputs, body, stats, weights, settings)[0].total / w_mask + more
+    return physical_cost(x, masks, inputs, body, stats, weights, settings) + more
 
   decode = lambda x: project_points(x, fit_body, outline, stats, settings)
   x, cam = fit_pose(res.x0, decode, inputs.evidence, settings.final_pose_fit_steps, settings.final_pose_fit_prior,
