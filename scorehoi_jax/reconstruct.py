@@ -201,11 +201,12 @@ def pose_plausibility(pose_prior: PosePrior | None, settings: RefineSettings):
   return lambda x: settings.pose_fit_gmm * pose_nll(pose_prior, x[:, BODY_POSE])
 
 
-def _keep_best(loss, b: int, k: int, x, evidence: ImageEvidence):
-  """(x [B, 331], evidence) of the candidate with the lowest loss per sample: loss [B·K], x [B·K, 331] and
-  the evidence's arrays [B·K, ...] hold each sample's K candidates in consecutive rows."""
-  best = jnp.argmin(loss.reshape(b, k), axis=1)
-  pick = lambda a: a.reshape((b, k) + a.shape[1:])[jnp.arange(b), best]
+def _keep_best(loss, b: int, k: int, x, evidence: ImageEvidence, n: int = 1):
+  """(x [B·n, 331], evidence) of the n candidates with the lowest loss per sample, best first: loss [B·K],
+  x [B·K, 331] and the evidence's arrays [B·K, ...] hold each sample's K candidates in consecutive rows,
+  and so do the n kept."""
+  _, best = jax.lax.top_k(-loss.reshape(b, k), n)  # [B, n]
+  pick = lambda a: a.reshape((b, k) + a.shape[1:])[jnp.arange(b)[:, None], best].reshape((b * n,) + a.shape[1:])
   return pick(x), jax.tree.map(pick, evidence)
 
 
@@ -257,7 +258,9 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   1–21, settings.pose_hypotheses): the placement fit and the first HYPOTHESIS_STEPS pose-fit steps also
   run from the regressor's estimate with its body pose replaced by each hypothesis; each sample keeps
   the start whose silhouette then fits its masks best (lowest L_mask), the regressor's own included,
-  and only that one takes the remaining steps. A local fit cannot turn a standing estimate into the
+  and only that one takes the remaining steps. settings.fit_finalists = n > 1: the n best take
+  HYPOTHESIS_STEPS more steps with what the long stage reads (fit_body, fit_template, every mask sample)
+  and are ranked again before one is kept (the short fits' ranking reads few pixels and the sparse body). A local fit cannot turn a standing estimate into the
   seated person of the photo; a fit from a seated start can. settings.root_turns = n: every start is also
   tried turned by 360°·j/n (j = 1 … n − 1) about the body's own vertical axis (turn_root; nK starts), for a
   person whom the regressor faces the wrong way or sees from the wrong side, which no local fit undoes either.
@@ -275,8 +278,8 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
 
   plausible = pose_plausibility(pose_prior, settings)
 
-  def score(x_, tmpl, ev, k):  # How well each of k starts per sample explains the image (lower is better).
-    fit = batched_mask_loss(*points(x_, tmpl), ev)
+  def score(x_, tmpl, ev, k, b=body):  # How well each of k starts per sample explains the image (lower: better).
+    fit = batched_mask_loss(*points(x_, tmpl, b), ev)
     return fit if judge is None else fit + judge(x_, k)
 
   def pose_fit(x_, ev, tmpl, steps, b=body):  # The pose, the shape and the object too (silhouette fit).
@@ -309,13 +312,24 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     x = x.at[:, OBJ_TRANS].add(offset)
     evidence = dataclasses.replace(evidence, cam_trans=cam_trans)
   steps = settings.pose_fit_steps
+  long_template = template if fit_template is None else fit_template
+  long_body = body if fit_body is None else fit_body
   if k > 1:  # A short fit from every start, then the rest of the steps from the best one only.
     short = min(steps, HYPOTHESIS_STEPS)
     if short:
       x, evidence = pose_fit(x, evidence, starts, short)
-    x, evidence = _keep_best(score(x, starts, evidence, k), b, k, x, evidence)
+    n = min(settings.fit_finalists, k)
+    x, evidence = _keep_best(score(x, starts, evidence, k), b, k, x, evidence, n)
     steps -= short
-  long_template = template if fit_template is None else fit_template
+    if n > 1:  # The n best go on with the long fit's dense points and all samples; the best of them is kept.
+      more = min(steps, HYPOTHESIS_STEPS)
+      ev_n = dataclasses.replace(jax.tree.map(lambda a: jnp.repeat(a, n, axis=0), full_evidence),
+                                 cam_trans=evidence.cam_trans)
+      tmpl_n = jnp.repeat(long_template, n, axis=0)
+      if more:
+        x, ev_n = pose_fit(x, ev_n, tmpl_n, more, long_body)
+      x, evidence = _keep_best(score(x, tmpl_n, ev_n, n, long_body), b, n, x, ev_n)
+      steps -= more
   if settings.object_turns > 1:  # The chosen start with the object turned about its vertical, the best kept.
     m = settings.object_turns
     short = min(steps, HYPOTHESIS_STEPS)
@@ -329,7 +343,7 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
     steps -= short
   evidence = dataclasses.replace(full_evidence, cam_trans=evidence.cam_trans)
   if steps > 0:
-    x, evidence = pose_fit(x, evidence, long_template, steps, body if fit_body is None else fit_body)
+    x, evidence = pose_fit(x, evidence, long_template, steps, long_body)
   return x, evidence
 
 

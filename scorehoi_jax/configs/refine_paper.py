@@ -70,6 +70,7 @@ def get_config(arg=None):
       root_turns=1,  # ... and from each of those turned by k·360°/root_turns about the body's vertical axis.
       object_turns=1,  # Then the object tried turned by k·360°/object_turns about its own vertical axis.
       start_physical=0.0,  # The starts judged by L_mask + this × (λ_of L_of + λ_pt L_pt) / λ_mask (0: off).
+      fit_finalists=1,  # The best this many starts fitted on with the dense points before one is kept.
       final_pose_fit_steps=0,  # After the sampling: all of x polished on L_mask + L_P / λ_mask ...
       final_pose_fit_prior=1.0,  # ... with this weight on ‖x − x̃0‖²;
       final_fit_steps=0,  # then the pelvis position alone re-fitted to the masks.

@@ -8,7 +8,8 @@ of x is fitted to the silhouettes with a weak pull toward the network's estimate
 and a pose prior learned from the training poses (refine.pose_fit_steps,
 refine.pose_fit_prior, refine.pose_fit_gmm; image_evidence.fit_pose, body/pose_prior.py;
 from 52 starts, the best judged by its silhouette plus a tenth of the floor and penetration terms,
-refine.start_physical; refine.object_turns also turns the object of the best one), then
+refine.start_physical, the 4 best fitted on before one is kept, refine.fit_finalists; refine.object_turns
+also turns the object of the best one), then
 L_mask joins L_P with weight guidance.lambda_mask during the guided sampling; after
 it all of x is polished on L_mask + L_P (refine.final_pose_fit_steps), and finally the pelvis position alone
 is re-fitted to the masks (refine.final_fit_steps).
@@ -64,6 +65,13 @@ def get_config(arg=None):
   # CD object +3.94 [+0.18, +9.39] cm; with L_ho too (its masks belong to the regressor's pose), human IoU
   # −0.043 [−0.074, −0.014] and CD human +1.96 [+0.30, +3.70] cm. 200 frames: alignment.md.
   cfg.refine.start_physical = 0.1
+  # The 4 best starts after the short fits each take 100 more steps on the long fit's dense points and all 512
+  # mask samples, and the best of those goes on (the short fits rank on 128 samples and the sparse body, and
+  # near-ties flip on them: the same frame came out at human IoU 0.50 or 0.80 in batches of 40 or 8). 200
+  # capture test frames, paired against 1: human IoU 0.741 → 0.751 (+0.010 [+0.002, +0.017]), object +0.002
+  # [−0.008, +0.012], pelvis −0.4 [−0.9, +0.1] px; 3D: ablation_reconstruct_200.md. First 40 frames: 4 finalists
+  # +0.012 [+0.001, +0.025], 8 finalists +0.004 [−0.009, +0.018] (more finalists, more silhouette overfits).
+  cfg.refine.fit_finalists = 4
   # After the guided sampling, all of x polished on L_mask + L_P / λ_mask with the last round's contact masks
   # (reconstruct.polish). First 40 capture test frames, paired against no polish (both with 4 turns): human IoU
   # +0.009 [−0.004, +0.021], CD human −0.23 [−0.54, +0.11] cm, CD object −0.73 [−1.68, +0.21] cm, contact F1

@@ -118,6 +118,10 @@ class RefineSettings:
   # silhouettes fit alike, a person seated on a chair and one standing with the chair floating at their hip,
   # are told apart by the physics. 0: by the silhouette alone.
   start_physical: float = 0.0
+  # The fit_finalists best starts after the short fits (1: the best alone) each take HYPOTHESIS_STEPS more steps
+  # on the long fit's dense points and all mask samples, and the best of them then goes on: the short fits'
+  # ranking reads 128 mask pixels and the sparse body, and near-ties flip on it.
+  fit_finalists: int = 1
   # After the guided sampling, final_fit_steps Adam steps move the pelvis position (cam_trans) alone onto the
   # masks, the refined x fixed: the sampling's changes of pose shift the silhouette, and the pair moves as one,
   # so every pelvis-relative or aligned 3D metric stays as it was (reconstruct.make_reconstruct_fn).
@@ -157,6 +161,8 @@ class RefineSettings:
       raise ValueError(f"RefineSettings.root_turns must be >= 1, got {self.root_turns}.")
     if self.start_physical < 0:
       raise ValueError(f"RefineSettings.start_physical must be >= 0, got {self.start_physical}.")
+    if self.fit_finalists < 1:
+      raise ValueError(f"RefineSettings.fit_finalists must be >= 1, got {self.fit_finalists}.")
     if self.object_turns < 1:
       raise ValueError(f"RefineSettings.object_turns must be >= 1, got {self.object_turns}.")
     if self.root_turns > 1 and not self.pose_hypotheses:

@@ -57,6 +57,7 @@ def settings_from_config(cfg, model_config=None) -> RefineSettings:
       root_turns=int(r.get("root_turns", 2 if r.get("pose_hypotheses_turned", False) else 1)),
       object_turns=int(r.get("object_turns", 1)),
       start_physical=float(r.get("start_physical", 0.0)),
+      fit_finalists=int(r.get("fit_finalists", 1)),
       final_fit_steps=int(r.get("final_fit_steps", 0)),
       final_pose_fit_steps=int(r.get("final_pose_fit_steps", 0)),
       final_pose_fit_prior=float(r.get("final_pose_fit_prior", 1.0)),
