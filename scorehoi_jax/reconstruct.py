@@ -260,8 +260,9 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   the start whose silhouette then fits its masks best (lowest L_mask), the regressor's own included,
   and only that one takes the remaining steps. settings.fit_finalists = n > 1: the n best take
   HYPOTHESIS_STEPS more steps with what the long stage reads (fit_body, fit_template, every mask sample)
-  and are ranked again before one is kept (the short fits' ranking reads few pixels and the sparse body). A local fit cannot turn a standing estimate into the
-  seated person of the photo; a fit from a seated start can. settings.root_turns = n: every start is also
+  and are ranked again before one is kept (the short fits' ranking reads few pixels and the sparse body).
+  A local fit cannot turn a standing estimate into the seated person of the photo; a fit from a seated
+  start can. settings.root_turns = n: every start is also
   tried turned by 360°·j/n (j = 1 … n − 1) about the body's own vertical axis (turn_root; nK starts), for a
   person whom the regressor faces the wrong way or sees from the wrong side, which no local fit undoes either.
   settings.object_turns = m: then the chosen start's object is tried turned by 360°·j/m about its own vertical

@@ -537,7 +537,7 @@ def write_frame(folder: str, res: dict, frame: Frame, obj, record: dict, bodies)
   from PIL import Image
   nearest = np.argmin(np.linalg.norm(obj_verts[:, None] - template_cam[None], axis=-1), axis=1)
   panel = overlay_panel(record, (human, faces), (obj_verts, obj.faces), human_contact,
-                        np.asarray(res["p_o"])[nearest])
+                        np.asarray(res["p_o"])[nearest], up=_floor_normal(record, res))
   Image.fromarray(panel).save(os.path.join(folder, "overlay.png"))
 
 
@@ -552,8 +552,23 @@ def _write_glb(path: str, meshes):
   scene.export(path)
 
 
-def overlay_panel(record: dict, human, obj, human_contact, object_contact) -> np.ndarray:
-  """input | meshes over the input | side view | contact heat map (human and object), uint8 RGB."""
+def _floor_normal(record: dict, res: dict) -> np.ndarray:
+  """The floor's upward normal in camera axes: the frame's ground plane where it has one, else the one the
+  feet give (losses.estimate_ground_plane, the refinement's floor 'body')."""
+  n = np.asarray(record.get("ground_plane", np.zeros(4)), np.float64).reshape(-1)[:3]
+  if not np.linalg.norm(n) > 0.5:
+    from scorehoi_jax.diffusion.losses import estimate_ground_plane
+    n = np.asarray(estimate_ground_plane(np.asarray(res["vertices"], np.float32),
+                                         np.asarray(res["rotmats"], np.float32)), np.float64)[:3]
+  return -n if n[1] > 0 else n  # Up is −y in camera axes for any camera that is not upside down.
+
+
+def overlay_panel(record: dict, human, obj, human_contact, object_contact, up=None) -> np.ndarray:
+  """input | meshes over the input | side view | contact heat map (human and object), uint8 RGB.
+
+  up: the floor's normal in camera axes; the side view turns about it (visualize.level), not about the
+  camera's y axis, which would show the camera's pitch as a lean. None: the camera's y axis.
+  """
   from PIL import Image
   from scorehoi_jax.render import Camera, Mesh
   from scorehoi_jax.render.visualize import (HUMAN_COLOR, OBJECT_COLOR, contact_colors, framed_view, heat_colors,
@@ -575,7 +590,7 @@ def overlay_panel(record: dict, human, obj, human_contact, object_contact) -> np
           Mesh(obj[0], obj[1], contact_colors(object_contact, base=(0.8, 0.8, 0.8)))]
   size = max(hh, 128)
   views = [(image, "input"), (overlay(image, plain, cam), "result"),
-           (framed_view(plain, size, angle_deg=90.0), "side view"),
+           (framed_view(plain, size, angle_deg=90.0, up=up), "side view"),
            (framed_view(heat, size, angle_deg=0.0), "contact (blue 0 - red 1)")]
   return hstack([_captioned(im, text) for im, text in views])
 

@@ -203,3 +203,19 @@ def test_backend_choice_and_fallback(monkeypatch):
     assert r.resolve_backend() == "raycast"
   out = render(_scene(), CAM)  # Chosen once; no second warning, and it renders.
   assert (out.instance > 0).any()
+
+
+def test_levelled_side_view_turns_about_the_true_vertical():
+  """A tall slab standing on a floor, seen by a camera pitched down by 30°: turned about the camera's y axis,
+  its side view leans by the pitch; levelled by the floor's normal first (visualize.level), it must match the
+  side view of the same slab seen by a level camera, and the unlevelled view must not."""
+  from scipy.spatial.transform import Rotation
+  slab = trimesh.creation.box((0.6, 1.7, 0.2))  # Wide, tall (world vertical = camera −y when level), thin.
+  pitch = Rotation.from_euler("x", 30, degrees=True).as_matrix()  # World → pitched camera.
+  level_cam = [Mesh(np.asarray(slab.vertices) + (0.0, 0.0, 3.0), slab.faces)]
+  pitched = [Mesh(np.asarray(slab.vertices) @ pitch.T + (0.0, 0.0, 3.0), slab.faces)]
+  up = pitch @ np.array([0.0, -1.0, 0.0])  # The floor's normal as the pitched camera sees it.
+  view = lambda ms, **kw: np.any(visualize.framed_view(ms, 96, angle_deg=90.0, backend="raycast", **kw) != 255, -1)
+  want = view(level_cam)
+  assert _iou(view(pitched, up=up), want) >= 0.97
+  assert _iou(view(pitched), want) < 0.8

@@ -53,17 +53,34 @@ def rotate_about_center(meshes: Sequence, angle_deg: float, axis: str = "y", cen
   The centre defaults to the middle of the joint bounding box, so the scene
   stays at the same distance from the camera (same framing scale).
   """
-  ms = [as_mesh(m) for m in meshes]
-  if center is None:
-    allv = np.concatenate([np.asarray(m.vertices, np.float64) for m in ms])
-    center = 0.5 * (allv.min(0) + allv.max(0))
   a = np.deg2rad(angle_deg)
   c, s = np.cos(a), np.sin(a)
   rot = {"y": [[c, 0, s], [0, 1, 0], [-s, 0, c]],
          "x": [[1, 0, 0], [0, c, -s], [0, s, c]],
          "z": [[c, -s, 0], [s, c, 0], [0, 0, 1]]}[axis]
-  rot = np.asarray(rot)
+  return _turn(meshes, np.asarray(rot), center)
+
+
+def _turn(meshes: Sequence, rot: np.ndarray, center=None) -> list[Mesh]:
+  """Meshes rotated by ``rot`` [3, 3] about ``center`` (default: the middle of their joint bounding box)."""
+  ms = [as_mesh(m) for m in meshes]
+  if center is None:
+    allv = np.concatenate([np.asarray(m.vertices, np.float64) for m in ms])
+    center = 0.5 * (allv.min(0) + allv.max(0))
   return [Mesh((np.asarray(m.vertices) - center) @ rot.T + center, m.faces, m.color) for m in ms]
+
+
+def level(meshes: Sequence, up, center=None) -> list[Mesh]:
+  """Meshes turned about ``center`` (default: the middle of their joint bounding box) by the smallest rotation
+  that takes the camera-frame direction ``up`` to camera −y (up in the image).
+
+  A camera pitched down by θ sees the vertical θ off its own −y, so a side view turned about the camera's
+  y axis shows a standing person leaning by θ. Levelled first, the turn is about the true vertical.
+  """
+  from scipy.spatial.transform import Rotation
+  up = np.asarray(up, np.float64)
+  rot = Rotation.align_vectors([[0.0, -1.0, 0.0]], [up / np.linalg.norm(up)])[0].as_matrix()
+  return _turn(meshes, rot, center)
 
 
 def side_view(meshes: Sequence, camera: Camera, angle_deg: float = 90.0, axis: str = "y",
@@ -117,15 +134,18 @@ def hoi_panel(image, human: Mesh, obj: Mesh, camera: Camera, human_contact=None,
 
 
 def framed_view(meshes: Sequence, size: int = 256, angle_deg: float = 0.0, axis: str = "y",
-                background=(1.0, 1.0, 1.0), fill: float = 0.9, backend: str | None = None) -> np.ndarray:
+                background=(1.0, 1.0, 1.0), fill: float = 0.9, backend: str | None = None, up=None) -> np.ndarray:
   """The meshes rotated about their centre (as ``side_view``), centred and filling a square image.
+
+  up: the scene's up direction in camera axes (e.g. the floor's normal); the meshes are levelled first
+  (``level``), so the rotation is about the true vertical. None: about the camera's y axis.
 
   Unlike ``side_view`` the camera is not the input camera: the scene's
   bounding box is put on the optical axis at the distance where it spans
   ``fill`` of the image, so a person at the edge of a photo is still fully
   in view from the side.
   """
-  ms = rotate_about_center(meshes, angle_deg, axis)
+  ms = rotate_about_center(meshes if up is None else level(meshes, up), angle_deg, axis)
   allv = np.concatenate([np.asarray(m.vertices, np.float64) for m in ms])
   lo, hi = allv.min(0), allv.max(0)
   center, half = 0.5 * (lo + hi), np.maximum(0.5 * (hi - lo), 1e-3)
