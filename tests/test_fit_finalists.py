@@ -81,3 +81,13 @@ def test_the_finalists_are_ranked_again_on_every_mask_sample():
     x, got_ev = fit_to_masks(start, ev, template, body, stats, s, jnp.asarray(hyps))
     np.testing.assert_allclose(np.asarray(x)[0], starts[pick], atol=1e-6)
     assert got_ev.samples_h.shape == ev.samples_h.shape  # The long stage reads every sample again.
+
+
+def test_fit_finalists_is_checked():
+  """At least one finalist, and more than one only where there are starts to rank (pose_hypotheses)."""
+  from scorehoi_jax.diffusion.refine import RefineSettings
+  with pytest.raises(ValueError, match="fit_finalists must be >= 1"):
+    RefineSettings(use_mask=True, pose_hypotheses=True, fit_finalists=0)
+  with pytest.raises(ValueError, match="needs pose_hypotheses=True"):
+    RefineSettings(use_mask=True, fit_finalists=4)
+  assert RefineSettings(use_mask=True, pose_hypotheses=True, fit_finalists=4).fit_finalists == 4

@@ -165,6 +165,9 @@ class RefineSettings:
       raise ValueError(f"RefineSettings.fit_finalists must be >= 1, got {self.fit_finalists}.")
     if self.object_turns < 1:
       raise ValueError(f"RefineSettings.object_turns must be >= 1, got {self.object_turns}.")
+    if self.fit_finalists > 1 and not self.pose_hypotheses:
+      raise ValueError("RefineSettings.fit_finalists > 1 ranks the pose hypotheses again: it needs "
+                       "pose_hypotheses=True.")
     if self.root_turns > 1 and not self.pose_hypotheses:
       raise ValueError("RefineSettings.root_turns > 1 turns the pose hypotheses: it needs pose_hypotheses=True.")
     if (self.fit_steps or self.pose_fit_steps or self.pose_hypotheses or self.final_fit_steps
