@@ -279,14 +279,20 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
 
   plausible = pose_plausibility(pose_prior, settings)
 
-  def score(x_, tmpl, ev, k, b=body):  # How well each of k starts per sample explains the image (lower: better).
-    fit = batched_mask_loss(*points(x_, tmpl, b), ev)
+  def score(x_, tmpl, ev, k, pts=body):  # How well each of k starts per sample explains the image (lower: better).
+    fit = batched_mask_loss(*points(x_, tmpl, pts), ev)
     return fit if judge is None else fit + judge(x_, k)
 
   def pose_fit(x_, ev, tmpl, steps, b=body):  # The pose, the shape and the object too (silhouette fit).
     x_fit, cam = fit_pose(x_, lambda v: points(v, tmpl, b), ev, steps, settings.pose_fit_prior, extra=plausible)
     return orthonormalize_x(x_fit), dataclasses.replace(ev, cam_trans=cam)  # The denoiser knows only true 6D.
 
+  def fit_and_keep(xs, ev, tmpl, m, steps, pts=body, n=1):  # Each sample's m candidates (consecutive rows)
+    if steps:  # fitted ``steps`` steps, then its n best kept (best first).
+      xs, ev = pose_fit(xs, ev, tmpl, steps, pts)
+    return _keep_best(score(xs, tmpl, ev, m, pts), b, m, xs, ev, n)
+
+  repeat = lambda tree, m: jax.tree.map(lambda a: jnp.repeat(a, m, axis=0), tree)  # Each row m times.
   b = x.shape[0]
   k = 1 if hypotheses is None else 1 + hypotheses.shape[0]
   starts = template
@@ -305,8 +311,8 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
       x = jnp.concatenate([turn_root(x, 2.0 * math.pi * j / n) for j in range(n)], axis=1)  # j = 0: x itself.
       k *= n
     x = x.reshape(b * k, -1)
-    evidence = jax.tree.map(lambda a: jnp.repeat(a, k, axis=0), evidence)
-    starts = jnp.repeat(template, k, axis=0)
+    evidence = repeat(evidence, k)
+    starts = repeat(template, k)
   if settings.fit_steps > 0:  # Place the person and the object on their masks.
     human, obj = points(x, starts)
     cam_trans, offset = fit_placement(human, obj, evidence, settings.fit_steps)
@@ -317,30 +323,20 @@ def fit_to_masks(x, evidence: ImageEvidence, template, body, stats: BetasStats, 
   long_body = body if fit_body is None else fit_body
   if k > 1:  # A short fit from every start, then the rest of the steps from the best one only.
     short = min(steps, HYPOTHESIS_STEPS)
-    if short:
-      x, evidence = pose_fit(x, evidence, starts, short)
     n = min(settings.fit_finalists, k)
-    x, evidence = _keep_best(score(x, starts, evidence, k), b, k, x, evidence, n)
+    x, evidence = fit_and_keep(x, evidence, starts, k, short, n=n)
     steps -= short
     if n > 1:  # The n best go on with the long fit's dense points and all samples; the best of them is kept.
       more = min(steps, HYPOTHESIS_STEPS)
-      ev_n = dataclasses.replace(jax.tree.map(lambda a: jnp.repeat(a, n, axis=0), full_evidence),
-                                 cam_trans=evidence.cam_trans)
-      tmpl_n = jnp.repeat(long_template, n, axis=0)
-      if more:
-        x, ev_n = pose_fit(x, ev_n, tmpl_n, more, long_body)
-      x, evidence = _keep_best(score(x, tmpl_n, ev_n, n, long_body), b, n, x, ev_n)
+      ev_n = dataclasses.replace(repeat(full_evidence, n), cam_trans=evidence.cam_trans)
+      x, evidence = fit_and_keep(x, ev_n, repeat(long_template, n), n, more, long_body)
       steps -= more
   if settings.object_turns > 1:  # The chosen start with the object turned about its vertical, the best kept.
     m = settings.object_turns
     short = min(steps, HYPOTHESIS_STEPS)
     xs = jnp.stack([turn_object(x, 2.0 * math.pi * j / m) for j in range(m)], axis=1).reshape(b * m, -1)
-    ev_m = jax.tree.map(lambda a: jnp.repeat(a, m, axis=0), evidence)
     # The dense object outline (an object's side is told by its outline), the sparse body (it does not turn).
-    tmpl_m = jnp.repeat(long_template, m, axis=0)
-    if short:
-      xs, ev_m = pose_fit(xs, ev_m, tmpl_m, short)
-    x, evidence = _keep_best(score(xs, tmpl_m, ev_m, m), b, m, xs, ev_m)
+    x, evidence = fit_and_keep(xs, repeat(evidence, m), repeat(long_template, m), m, short)
     steps -= short
   evidence = dataclasses.replace(full_evidence, cam_trans=evidence.cam_trans)
   if steps > 0:
